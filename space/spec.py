@@ -1,0 +1,189 @@
+"""The spec of one candidate: a frozen, JSON-serialisable description that alone rebuilds the model.
+
+A U-Net of ``depth`` encoder levels, a bottleneck and a mirrored decoder. Level ``i`` has
+``base_width * 2**i`` channels; the bottleneck has ``base_width * 2**depth``. Each stage names a
+block kind (see ``space.blocks.BLOCKS``), a group count and a dilation rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle")
+GROUPED_KINDS = ("group", "shuffle")  # kinds whose group count is a real choice
+GROUP_CHOICES = (1, 2, 4, 8)
+DILATION_CHOICES = (1, 2, 4)
+DEPTH_RANGE = (3, 5)
+
+QUANT_MODES = ("float32", "dynamic", "float16", "int8", "int16x8", "int8-qat")
+INTEGER_MODES = ("int8", "int16x8", "int8-qat")  # modes that need calibration or QAT
+IO_TYPES = ("float32", "int8")
+
+
+def _choices(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class StageSpec:
+    """One U-Net stage: ``kind`` of block, ``groups`` (grouped kinds only) and ``dilation``."""
+
+    kind: str = "standard"
+    groups: int = 1
+    dilation: int = 1
+
+    def __post_init__(self):
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"kind: unknown block kind {self.kind!r}; choose one of {_choices(BLOCK_KINDS)}")
+        if self.groups not in GROUP_CHOICES:
+            raise ValueError(f"groups: {self.groups!r} is not allowed; choose one of {_choices(GROUP_CHOICES)}")
+        if self.kind not in GROUPED_KINDS and self.groups != 1:
+            raise ValueError(
+                f"groups: block kind {self.kind!r} takes no group count (groups=1); "
+                f"only {_choices(GROUPED_KINDS)} use groups"
+            )
+        if not isinstance(self.dilation, int) or self.dilation < 1:
+            raise ValueError(f"dilation: must be an integer >= 1, got {self.dilation!r}; choose one of {_choices(DILATION_CHOICES)}")
+
+    @property
+    def label(self) -> str:
+        """Short label such as ``std``, ``grp4``, ``dw-d2``."""
+        short = {"standard": "std", "group": "grp", "depthwise": "dw", "fire": "fire", "shuffle": "shf"}[self.kind]
+        text = short + (str(self.groups) if self.kind in GROUPED_KINDS else "")
+        return text + (f"-d{self.dilation}" if self.dilation > 1 else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantSpec:
+    """Post-training quantization (or QAT) settings.
+
+    ``calibration_images`` is used by the integer modes; ``io_type`` is the input/output type of
+    the integer modes (``float32`` keeps float I/O with quantize/dequantize at the edges).
+    """
+
+    mode: str = "float32"
+    calibration_images: int = 64
+    io_type: str = "float32"
+
+    def __post_init__(self):
+        if self.mode not in QUANT_MODES:
+            raise ValueError(f"quant.mode: unknown mode {self.mode!r}; choose one of {_choices(QUANT_MODES)}")
+        if self.io_type not in IO_TYPES:
+            raise ValueError(f"quant.io_type: {self.io_type!r} is not allowed; choose one of {_choices(IO_TYPES)}")
+        if self.io_type == "int8" and self.mode not in ("int8", "int8-qat"):
+            raise ValueError(f"quant.io_type: int8 input/output needs mode int8 or int8-qat, not {self.mode!r}")
+        if self.mode in INTEGER_MODES and self.calibration_images < 1:
+            raise ValueError(f"quant.calibration_images: mode {self.mode!r} needs at least 1, got {self.calibration_images}")
+
+    @property
+    def label(self) -> str:
+        return self.mode + ("/int8-io" if self.io_type == "int8" else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateSpec:
+    """One candidate U-Net with its compression settings.
+
+    ``decoder[i]`` is the decoder stage at level ``i`` (same resolution as ``encoder[i]``).
+    """
+
+    encoder: tuple[StageSpec, ...]
+    bottleneck: StageSpec
+    decoder: tuple[StageSpec, ...]
+    base_width: int = 16
+    input_size: int = 128
+    input_channels: int = 3
+    quant: QuantSpec = QuantSpec()
+    sparsity: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "encoder", tuple(self.encoder))
+        object.__setattr__(self, "decoder", tuple(self.decoder))
+        low, high = DEPTH_RANGE
+        if not low <= self.depth <= high:
+            raise ValueError(f"encoder: depth {self.depth} is out of range; choose {low} to {high} levels")
+        if len(self.decoder) != self.depth:
+            raise ValueError(f"decoder: needs {self.depth} stages to mirror the encoder, got {len(self.decoder)}")
+        if self.base_width < 4 or self.base_width % 4:
+            raise ValueError(f"base_width: must be a multiple of 4 and at least 4, got {self.base_width}")
+        if self.input_channels not in (1, 3):
+            raise ValueError(f"input_channels: choose 1 (grayscale) or 3 (RGB), got {self.input_channels}")
+        if self.input_size < 2 ** self.depth * 2 or self.input_size % 2 ** self.depth:
+            raise ValueError(
+                f"input_size: {self.input_size} cannot be halved {self.depth} times; "
+                f"use a multiple of {2 ** self.depth} that is at least {2 ** (self.depth + 1)}, or a smaller depth"
+            )
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"sparsity: must be in [0, 1), got {self.sparsity}")
+        for where, level, stage in self.stages():
+            channels = self.channels(level)
+            if channels % stage.groups:
+                raise ValueError(
+                    f"groups: {stage.groups} does not divide the {channels} channels of {where}; "
+                    f"choose one of {_choices(g for g in GROUP_CHOICES if channels % g == 0)}"
+                )
+            if stage.kind == "fire" and channels < 8:
+                raise ValueError(f"base_width: fire blocks need at least 8 channels at {where}, got {channels}")
+
+    @property
+    def depth(self) -> int:
+        return len(self.encoder)
+
+    def channels(self, level: int) -> int:
+        """Channels of the stage at ``level`` (``depth`` is the bottleneck)."""
+        return self.base_width * 2 ** level
+
+    def stages(self):
+        """``(name, level, stage)`` for every stage, input to output."""
+        for level, stage in enumerate(self.encoder):
+            yield f"encoder[{level}]", level, stage
+        yield "bottleneck", self.depth, self.bottleneck
+        for level in reversed(range(self.depth)):
+            yield f"decoder[{level}]", level, self.decoder[level]
+
+    @property
+    def summary(self) -> str:
+        """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 int8``."""
+        enc = ",".join(s.label for s in self.encoder)
+        dec = ",".join(s.label for s in self.decoder)
+        body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
+        extra = f" sp{self.sparsity:g}" if self.sparsity else ""
+        return f"{body} w{self.base_width} {self.quant.label}{extra}"
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(sorted({stage.kind for _, _, stage in self.stages()}))
+
+    # -- JSON ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "CandidateSpec":
+        data = dict(data)
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"spec: unknown fields {sorted(unknown)}")
+        data["encoder"] = tuple(StageSpec(**s) for s in data["encoder"])
+        data["decoder"] = tuple(StageSpec(**s) for s in data["decoder"])
+        data["bottleneck"] = StageSpec(**data["bottleneck"])
+        data["quant"] = QuantSpec(**data.get("quant", {}))
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CandidateSpec":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes) -> "CandidateSpec":
+        return dataclasses.replace(self, **changes)
+
+
+def uniform(kind: str = "standard", depth: int = 4, groups: int = 1, dilation: int = 1, **kwargs) -> CandidateSpec:
+    """A spec with the same stage everywhere."""
+    stage = StageSpec(kind, groups, dilation)
+    return CandidateSpec(encoder=(stage,) * depth, bottleneck=stage, decoder=(stage,) * depth, **kwargs)
