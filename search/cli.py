@@ -1,0 +1,72 @@
+"""``search``: the command line. Each subcommand lives in ``search/commands/<name>.py``.
+
+A command module is light to import (TensorFlow, plotly and Optuna are imported inside ``run``)
+and defines ``register(subparsers)``, which adds its parser and sets ``run`` as the handler.
+Errors for people: bad input (``ValueError``, ``LookupError``, ``FileNotFoundError``) is one line
+on stderr and exit status 2; any other failure is one line and exit status 1. ``--debug`` shows
+the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from search import __version__
+
+COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "predict")
+INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"search: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog="search",
+        description="nas-lite: search U-Net variants for a Raspberry Pi (Dice vs latency vs size), export TFLite.",
+    )
+    parser.add_argument("--version", action="version", version=f"nas-lite {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's logs")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for name in COMMANDS:
+        module = _command_module(name)
+        if module is not None:
+            module.register(subparsers)
+    return parser
+
+
+def _command_module(name):
+    try:
+        return importlib.import_module(f"search.commands.{name}")
+    except ModuleNotFoundError as error:
+        if error.name == f"search.commands.{name}":
+            return None  # a command not built yet
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.debug:
+        import os
+
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print("search: interrupted; finished trials are stored, start the same command again to continue", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the one place that turns errors into messages
+        if args.debug:
+            raise
+        status = 2 if isinstance(error, INPUT_ERRORS) else 1
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"search: error: {message}", file=sys.stderr)
+        return status
