@@ -1,0 +1,269 @@
+"""Datasets: the built-in generated one and folders of ``images/`` + ``masks/``.
+
+Images come out as float32 NHWC scaled to [0, 1]; masks as float32 (N, H, W, 1) with values 0 or 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+SYNTHETIC = "synthetic"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; the message names the problem, the files and the fix."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    train_images: np.ndarray
+    train_masks: np.ndarray
+    val_images: np.ndarray
+    val_masks: np.ndarray
+    name: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {len(self.train_images)} train + {len(self.val_images)} validation images, "
+            f"{self.image_size}x{self.image_size}x{self.channels}, foreground {self.train_masks.mean():.0%}"
+        )
+
+
+def load_dataset(
+    source: str | Path = SYNTHETIC,
+    image_size: int = 64,
+    channels: int = 3,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    limit: int | None = None,
+    synthetic_count: int = 320,
+    progress: bool = False,
+) -> Dataset:
+    """The built-in dataset (``"synthetic"``) or a folder with ``images/`` and ``masks/``."""
+    if not 0 < val_fraction < 1:
+        raise DatasetError(f"val_fraction: must be between 0 and 1, got {val_fraction}")
+    if str(source) == SYNTHETIC:
+        images, masks = synthetic(limit or synthetic_count, image_size, channels, seed)
+        name, notes = f"synthetic(seed={seed})", ()
+    else:
+        images, masks, notes = load_folder(source, image_size, channels, limit, progress)
+        name = Path(source).name
+    return _split(images, masks, name, seed, val_fraction, notes)
+
+
+def _split(images, masks, name, seed, val_fraction, notes) -> Dataset:
+    if len(images) < 2:
+        raise DatasetError(f"{name}: {len(images)} image pair(s) is too few to split into train and validation; add more")
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_val = min(max(1, round(len(images) * val_fraction)), len(images) - 1)
+    val, train = order[:n_val], order[n_val:]
+    return Dataset(images[train], masks[train], images[val], masks[val], name, tuple(notes))
+
+
+# -- folders ----------------------------------------------------------------------------------
+def load_folder(path, image_size, channels=3, limit=None, progress=False):
+    """Read matching ``images/`` and ``masks/`` files; returns (images, masks, warnings)."""
+    pairs = find_pairs(path)[:limit]
+    images = np.empty((len(pairs), image_size, image_size, channels), np.float32)
+    masks = np.empty((len(pairs), image_size, image_size, 1), np.float32)
+    for index, (image_path, mask_path) in enumerate(_progress(pairs, progress, f"reading {Path(path).name}")):
+        images[index] = read_image(image_path, image_size, channels)
+        masks[index] = read_mask(mask_path, image_size)
+    empty = [image.name for (image, _), mask in zip(pairs, masks) if not mask.any()]
+    notes = [f"{len(empty)} of {len(pairs)} masks are all background (e.g. {empty[0]}); Dice stays defined"] if empty else []
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return images, masks, notes
+
+
+def find_pairs(path) -> list[tuple[Path, Path]]:
+    """(image, mask) paths matched by file stem, sorted; ``DatasetError`` says what is missing."""
+    root = Path(path)
+    if not root.exists():
+        raise DatasetError(f"--data {root}: no such folder; give a folder with images/ and masks/, or 'synthetic'")
+    if not root.is_dir():
+        raise DatasetError(f"--data {root}: not a folder; give a folder with images/ and masks/, or 'synthetic'")
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise DatasetError(f"--data {root}: no {sub}/ folder; put images in images/ and masks with the same names in masks/")
+    images = _image_files(root / "images")
+    if not images:
+        raise DatasetError(f"--data {root}: images/ holds no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} files")
+    masks = {file.stem: file for file in _image_files(root / "masks")}
+    missing = [file.name for file in images if file.stem not in masks]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise DatasetError(
+            f"--data {root}: no mask in masks/ for {', '.join(missing[:3])}{more}; add masks with the same file names"
+        )
+    return [(file, masks[file.stem]) for file in images]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+
+
+def read_image(path, size: int | None, channels: int = 3) -> np.ndarray:
+    """An image file as float32 (size, size, channels) in [0, 1]; any bit depth, gray/RGB/RGBA."""
+    array = _to_unit_float(_open(path))
+    if array.ndim == 2:
+        array = array[..., None]
+    array = array[..., :3]  # drop alpha
+    if channels == 1:
+        array = array.mean(axis=-1, keepdims=True)
+    elif array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    return _resize(array, size, "bilinear") if size else array
+
+
+def read_mask(path, size: int | None, threshold: float = 0.5) -> np.ndarray:
+    """A mask file as float32 (size, size, 1) of 0/1: nearest-neighbour resize, then a threshold."""
+    array = _to_unit_float(_open(path))
+    if array.ndim == 3:
+        array = array[..., :3].max(axis=-1)
+    array = _resize(array[..., None], size, "nearest") if size else array[..., None]
+    return (array > threshold).astype(np.float32)
+
+
+def _open(path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
+                image = image.convert("RGBA" if "A" in image.mode else "RGB")
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DatasetError(f"{path}: cannot read this image ({error}); replace or remove the file") from None
+
+
+def _to_unit_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.integer):
+        top = 255.0 if array.max(initial=0) <= 255 and array.dtype.itemsize == 1 else float(np.iinfo(array.dtype).max)
+        if array.dtype.itemsize > 1 and array.max(initial=0) <= 255 and array.dtype != np.uint16:
+            top = 255.0  # 32-bit "I" images that hold 8-bit values
+        return array.astype(np.float32) / top
+    array = array.astype(np.float32)
+    return array / array.max() if array.max(initial=0) > 1 else array
+
+
+def _resize(array: np.ndarray, size: int, method: str) -> np.ndarray:
+    from PIL import Image
+
+    if array.shape[:2] == (size, size):
+        return array.astype(np.float32)
+    resample = Image.Resampling.BILINEAR if method == "bilinear" else Image.Resampling.NEAREST
+    planes = [np.asarray(Image.fromarray(array[..., c]).resize((size, size), resample)) for c in range(array.shape[-1])]
+    return np.stack(planes, axis=-1).astype(np.float32)
+
+
+def _progress(items, enabled, description):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False)
+
+
+# -- the built-in dataset ---------------------------------------------------------------------
+def synthetic(count: int, image_size: int = 64, channels: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` generated scenes; image ``i`` depends only on ``(seed, i, image_size)``.
+
+    Targets (mask 1) are speckled blobs and thin curved filaments; distractors (mask 0) are flat
+    rectangles and rings of the same brightness, so brightness alone does not separate them. A
+    textured background, uneven light and noise make it harder; objects may occlude each other.
+    """
+    images = np.empty((count, image_size, image_size, channels), np.float32)
+    masks = np.empty((count, image_size, image_size, 1), np.float32)
+    for index in range(count):
+        image, mask = _scene(np.random.default_rng([seed, index]), image_size)
+        images[index] = image.mean(axis=-1, keepdims=True) if channels == 1 else image
+        masks[index, ..., 0] = mask
+    return images, masks
+
+
+def _scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    image = _background(rng, size, y, x)
+    mask = np.zeros((size, size), np.float32)
+    objects = [("blob", 1)] * rng.integers(1, 4) + [("filament", 1)] * rng.integers(1, 3)
+    objects += [("rectangle", 0)] * rng.integers(1, 3) + [("ring", 0)] * rng.integers(0, 3)
+    for kind, label in rng.permutation(np.array(objects, dtype=object)):
+        region = SHAPES[kind](rng, y, x, size)
+        tint = rng.uniform(0.2, 0.4) * np.array([1.0, rng.uniform(0.7, 1.0), rng.uniform(0.5, 0.9)], np.float32)
+        texture = 1 + (rng.uniform(-0.35, 0.35, (size, size)) if kind == "blob" else np.zeros((size, size)))
+        image = np.where(region[..., None], image + tint * texture[..., None], image)
+        mask = np.where(region, float(label), mask)
+    light = 0.55 + 0.45 * _gradient(rng, y, x)
+    image = image * light[..., None] + rng.normal(0, rng.uniform(0.02, 0.07), image.shape)
+    return np.clip(image, 0, 1), mask
+
+
+def _background(rng, size, y, x):
+    coarse = rng.uniform(0, 1, (4, 4, 3)).astype(np.float32)
+    texture = _resize(coarse, size, "bilinear")
+    waves = 0.05 * np.sin(2 * np.pi * (rng.uniform(2, 6) * x + rng.uniform(2, 6) * y) + rng.uniform(0, 6.3))
+    return 0.2 + 0.2 * texture + waves[..., None]
+
+
+def _gradient(rng, y, x):
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.cos(angle) * x + np.sin(angle) * y
+    return (ramp - ramp.min()) / (np.ptp(ramp) + 1e-6)
+
+
+def _rotated(rng, y, x):
+    cy, cx, theta = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0, np.pi)
+    u = (x - cx) * np.cos(theta) + (y - cy) * np.sin(theta)
+    v = -(x - cx) * np.sin(theta) + (y - cy) * np.cos(theta)
+    return u, v
+
+
+def _blob(rng, y, x, size):
+    u, v = _rotated(rng, y, x)
+    a, b = rng.uniform(0.04, 0.14, 2)
+    wobble = 1 + 0.15 * np.sin(rng.integers(3, 7) * np.arctan2(v, u) + rng.uniform(0, 6.3))
+    return (u / a) ** 2 + (v / b) ** 2 <= wobble
+
+
+def _rectangle(rng, y, x, size):
+    u, v = _rotated(rng, y, x)
+    a, b = rng.uniform(0.04, 0.14, 2)
+    return (np.abs(u) <= a) & (np.abs(v) <= b)
+
+
+def _ring(rng, y, x, size):
+    u, v = _rotated(rng, y, x)
+    radius = np.sqrt((u / rng.uniform(0.8, 1.2)) ** 2 + v ** 2)
+    r, width = rng.uniform(0.06, 0.16), rng.uniform(1.0, 2.5) / size
+    return np.abs(radius - r) <= width
+
+
+def _filament(rng, y, x, size):
+    """A thin quadratic Bezier curve, 1 to 3 pixels wide."""
+    points = rng.uniform(0.05, 0.95, (3, 2))
+    t = np.linspace(0, 1, 48)[:, None]
+    curve = (1 - t) ** 2 * points[0] + 2 * (1 - t) * t * points[1] + t ** 2 * points[2]
+    distance = np.min((y[None] - curve[:, 0, None, None]) ** 2 + (x[None] - curve[:, 1, None, None]) ** 2, axis=0)
+    return np.sqrt(distance) <= rng.uniform(0.5, 1.5) / size
+
+
+SHAPES = {"blob": _blob, "filament": _filament, "rectangle": _rectangle, "ring": _ring}
