@@ -1,0 +1,38 @@
+"""``search presets``: the hand-designed variants with parameters, MACs and TFLite size per quant mode."""
+
+from search.commands.options import csv_of, positive_int
+
+DEFAULT_MODES = ("float32", "dynamic", "float16", "int8")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("presets", help="list the hand-designed presets and their costs", description=__doc__)
+    parser.add_argument("--image-size", type=positive_int, default=128, help="input size (default 128)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=3)
+    parser.add_argument("--quant-modes", type=csv_of(str), default=DEFAULT_MODES, metavar="M,M",
+                        help=f"quant modes to convert (default {','.join(DEFAULT_MODES)})")
+    parser.add_argument("--names", type=csv_of(str), metavar="P,P", help="only these presets")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    import sys
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from space.convert import to_tflite
+    from space.model import build, static_costs
+    from space.presets import FLOAT_PRESETS, preset
+    from space.spec import QuantSpec
+
+    names = args.names or tuple(FLOAT_PRESETS)
+    modes = [QuantSpec(mode, calibration_images=4) for mode in args.quant_modes]
+    specs = [preset(name, args.image_size, args.channels) for name in names]
+    calibration = np.random.default_rng(0).uniform(0, 1, (4, args.image_size, args.image_size, args.channels)).astype("float32")
+    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{m.mode + ' KB':>12}" for m in modes))
+    for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=sys.stderr, leave=False):
+        model = build(spec)
+        costs = static_costs(model)
+        sizes = [len(to_tflite(model, mode, calibration)) / 1024 for mode in modes]
+        tqdm.write(f"{name:<14} {costs.params:>10,} {costs.macs / 1e6:>9.1f}  " + "  ".join(f"{s:>12.1f}" for s in sizes))

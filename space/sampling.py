@@ -1,0 +1,136 @@
+"""``sample(trial, space) -> CandidateSpec``: a candidate from Optuna's suggest API.
+
+Parameters are conditional: a group count is asked only for kinds that use groups, and the
+stages of levels deeper than the sampled depth are not asked at all. Choice sets never change
+between trials (Optuna requires that), so a sampled group count that does not divide a stage's
+channels is lowered to the largest one that does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from space.spec import (
+    BLOCK_KINDS,
+    DEPTH_RANGE,
+    DILATION_CHOICES,
+    GROUP_CHOICES,
+    GROUPED_KINDS,
+    QUANT_MODES,
+    CandidateSpec,
+    QuantSpec,
+    StageSpec,
+)
+
+
+def _check(field: str, values, allowed) -> tuple:
+    values = tuple(values)
+    if not values:
+        raise ValueError(f"{field}: needs at least one value; choose from {', '.join(map(str, allowed))}")
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{field}: {', '.join(map(str, unknown))} not allowed; choose from {', '.join(map(str, allowed))}")
+    return tuple(dict.fromkeys(values))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """What the search may choose. Narrow it to focus a search; the defaults suit a Pi 4."""
+
+    block_kinds: tuple[str, ...] = BLOCK_KINDS
+    groups: tuple[int, ...] = (2, 4, 8)
+    dilations: tuple[int, ...] = DILATION_CHOICES
+    depths: tuple[int, ...] = (3, 4)
+    base_widths: tuple[int, ...] = (8, 12, 16)
+    quant_modes: tuple[str, ...] = ("float32", "dynamic", "float16", "int8")
+    sparsities: tuple[float, ...] = (0.0,)
+    input_sizes: tuple[int, ...] | None = None  # None: the data's size, not searched
+    mirror_decoder: bool = True
+    calibration_images: int = 64
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        set_("block_kinds", _check("block_kinds", self.block_kinds, BLOCK_KINDS))
+        set_("groups", _check("groups", self.groups, GROUP_CHOICES[1:]))
+        set_("dilations", _check("dilations", self.dilations, DILATION_CHOICES))
+        set_("depths", _check("depths", self.depths, range(DEPTH_RANGE[0], DEPTH_RANGE[1] + 1)))
+        set_("quant_modes", _check("quant_modes", self.quant_modes, QUANT_MODES))
+        set_("base_widths", tuple(self.base_widths))
+        for width in self.base_widths:
+            if width < 4 or width % 4:
+                raise ValueError(f"base_widths: {width} is not a multiple of 4 (at least 4); try 8, 12, 16, 24 or 32")
+        for sparsity in self.sparsities:
+            if not 0 <= sparsity < 1:
+                raise ValueError(f"sparsities: {sparsity} is outside [0, 1); try 0, 0.5 or 0.75")
+        if self.input_sizes is not None:
+            set_("input_sizes", tuple(self.input_sizes))
+
+    def describe(self) -> list[tuple[str, str]]:
+        """(parameter, choices) rows for ``search space``."""
+        rows = [
+            ("depth (encoder levels)", ", ".join(map(str, self.depths))),
+            ("base_width", ", ".join(map(str, self.base_widths))),
+            ("input_size", ", ".join(map(str, self.input_sizes)) if self.input_sizes else "the data's (not searched)"),
+            ("per stage: kind", ", ".join(self.block_kinds)),
+            ("per stage: groups (group, shuffle)", ", ".join(map(str, self.groups))),
+            ("per stage: dilation", ", ".join(map(str, self.dilations))),
+            ("stages searched", "encoder levels + bottleneck" + ("; decoder mirrors the encoder" if self.mirror_decoder else " + decoder levels")),
+            ("quant", ", ".join(self.quant_modes)),
+            ("sparsity", ", ".join(f"{s:g}" for s in self.sparsities)),
+        ]
+        return rows
+
+
+def sample(trial, space: SearchSpace = SearchSpace(), input_size: int = 128, input_channels: int = 3) -> CandidateSpec:
+    """Ask ``trial`` for one candidate of ``space``."""
+    depth = _categorical(trial, "depth", space.depths)
+    base_width = _categorical(trial, "base_width", space.base_widths)
+    if space.input_sizes:
+        input_size = _categorical(trial, "input_size", space.input_sizes)
+    encoder = tuple(_stage(trial, f"enc{level}", space, base_width * 2 ** level) for level in range(depth))
+    bottleneck = _stage(trial, "bottleneck", space, base_width * 2 ** depth)
+    if space.mirror_decoder:
+        decoder = encoder
+    else:
+        decoder = tuple(_stage(trial, f"dec{level}", space, base_width * 2 ** level) for level in range(depth))
+    return CandidateSpec(
+        encoder=encoder,
+        bottleneck=bottleneck,
+        decoder=decoder,
+        base_width=base_width,
+        input_size=input_size,
+        input_channels=input_channels,
+        quant=QuantSpec(_categorical(trial, "quant", space.quant_modes), space.calibration_images),
+        sparsity=_categorical(trial, "sparsity", space.sparsities),
+    )
+
+
+def _categorical(trial, name, choices):
+    """Ask only when there is a choice, so fixed settings do not clutter the study."""
+    return trial.suggest_categorical(name, list(choices)) if len(choices) > 1 else choices[0]
+
+
+def _stage(trial, name, space: SearchSpace, channels: int) -> StageSpec:
+    kind = _categorical(trial, f"{name}_kind", space.block_kinds)
+    groups = 1
+    if kind in GROUPED_KINDS:
+        wanted = _categorical(trial, f"{name}_groups", space.groups)
+        groups = max(g for g in GROUP_CHOICES if g <= wanted and channels % g == 0)
+    dilation = _categorical(trial, f"{name}_dilation", space.dilations)
+    return StageSpec(kind, groups, dilation)
+
+
+def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
+    """The trial parameters that make ``sample`` return ``spec`` (to enqueue presets)."""
+    params = {"depth": spec.depth, "base_width": spec.base_width, "quant": spec.quant.mode, "sparsity": spec.sparsity}
+    if space.input_sizes:
+        params["input_size"] = spec.input_size
+    stages = [(f"enc{level}", stage) for level, stage in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]
+    if not space.mirror_decoder:
+        stages += [(f"dec{level}", stage) for level, stage in enumerate(spec.decoder)]
+    for name, stage in stages:
+        params[f"{name}_kind"] = stage.kind
+        params[f"{name}_dilation"] = stage.dilation
+        if stage.kind in GROUPED_KINDS:
+            params[f"{name}_groups"] = stage.groups
+    return params

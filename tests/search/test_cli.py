@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_help_answers_without_importing_tensorflow():
+    code = "import sys, search.cli; search.cli.build_parser(); print(sorted(m for m in ('tensorflow', 'optuna', 'plotly', 'sqlalchemy') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_help_lists_the_commands(cli):
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("space", "presets"):
+        assert command in result.stdout
+
+
+def test_space_prints_the_choices_and_narrows(cli):
+    result = cli("space", "--block-kinds", "depthwise,fire", "--quant-modes", "int8")
+    assert result.returncode == 0
+    rows = dict(line.split("  ", 1) for line in result.stdout.splitlines())
+    assert rows["per stage: kind"].strip() == "depthwise, fire"
+    assert rows["quant"].strip() == "int8"
+
+
+def test_bad_narrowing_is_one_line_and_status_2(cli):
+    result = cli("space", "--block-kinds", "inception")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "search: error: block_kinds: inception not allowed; choose from standard, group, depthwise, fire, shuffle"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_presets_lists_costs(cli):
+    result = cli("presets", "--names", "unet,depthwise", "--image-size", "32", "--quant-modes", "float32,int8")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert lines["unet"][1] == "1,945,521"
+    unet_float_kb, unet_int8_kb = float(lines["unet"][3]), float(lines["unet"][4])
+    assert 3.5 < unet_float_kb / unet_int8_kb < 4.5  # int8 weights are a quarter of float32

@@ -1,0 +1,71 @@
+import optuna
+import pytest
+
+from space.presets import PRESETS
+from space.sampling import SearchSpace, params_of, sample
+
+
+def test_sampling_with_a_fixed_trial():
+    params = {
+        "depth": 3, "base_width": 8, "quant": "int8",
+        "enc0_kind": "standard", "enc0_dilation": 1,
+        "enc1_kind": "group", "enc1_groups": 4, "enc1_dilation": 2,
+        "enc2_kind": "shuffle", "enc2_groups": 8, "enc2_dilation": 1,
+        "bottleneck_kind": "fire", "bottleneck_dilation": 4,
+    }
+    spec = sample(optuna.trial.FixedTrial(params), input_size=32)
+    assert spec.depth == 3 and spec.base_width == 8 and spec.quant.mode == "int8"
+    assert spec.encoder[1].groups == 4 and spec.encoder[1].dilation == 2
+    assert spec.bottleneck.kind == "fire" and spec.bottleneck.dilation == 4
+    assert spec.decoder == spec.encoder  # mirrored by default
+
+
+def test_group_count_is_asked_only_for_grouped_kinds():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(30):
+        trial = study.ask()
+        spec = sample(trial, input_size=32)
+        study.tell(trial, 0.0)
+        stages = [(f"enc{i}", s) for i, s in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]
+        for name, stage in stages:
+            asked = f"{name}_groups" in trial.params
+            assert asked == (stage.kind in ("group", "shuffle"))
+        assert not any(key.startswith(f"enc{spec.depth}") for key in trial.params)  # deeper levels not asked
+
+
+def test_group_count_is_lowered_to_a_divisor_of_the_channels():
+    params = {"depth": 3, "base_width": 12, "quant": "float32", "bottleneck_kind": "standard", "bottleneck_dilation": 1}
+    for level in range(3):
+        params |= {f"enc{level}_kind": "group", f"enc{level}_groups": 8, f"enc{level}_dilation": 1}
+    spec = sample(optuna.trial.FixedTrial(params), input_size=32)
+    assert [s.groups for s in spec.encoder] == [4, 8, 8]  # 12 channels take 4 at most; 24 and 48 take 8
+
+
+def test_narrowed_space_only_yields_its_choices():
+    space = SearchSpace(block_kinds=("depthwise", "fire"), quant_modes=("int8",), depths=(3,), base_widths=(8,))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        spec = sample(study.ask(), space, input_size=32)
+        assert set(spec.kinds) <= {"depthwise", "fire"}
+        assert spec.quant.mode == "int8" and spec.depth == 3 and spec.base_width == 8
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"block_kinds": ("standard", "inception")}, "block_kinds: inception not allowed"),
+        ({"quant_modes": ()}, "quant_modes: needs at least one value"),
+        ({"depths": (2,)}, "depths: 2 not allowed"),
+        ({"base_widths": (10,)}, "base_widths: 10 is not a multiple of 4"),
+        ({"groups": (3,)}, "groups: 3 not allowed"),
+    ],
+)
+def test_bad_narrowing_is_a_clear_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSpace(**changes)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_trial_params(name):
+    spec = PRESETS[name]
+    assert sample(optuna.trial.FixedTrial(params_of(spec)), input_size=spec.input_size) == spec
