@@ -32,8 +32,10 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     from studies.storage import open_storage
 
     storage = open_storage(config.storage)
-    config = _continue_or_create(config, explicit, storage)
-    data = _load_data(config, reporter)
+    config, exists = _settings(config, explicit, storage)
+    data = _load_data(config, reporter)  # bad data stops here, before a study is created
+    if not exists:
+        _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)
     reporter.begin(study, config, data)
     _top_up(study, config)
@@ -46,20 +48,28 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     return study
 
 
-def _continue_or_create(config: SearchConfig, explicit: set[str], storage) -> SearchConfig:
+def _settings(config: SearchConfig, explicit: set[str], storage) -> tuple[SearchConfig, bool]:
+    """The configuration to run with, and whether the study exists already."""
     import optuna
 
     names = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
-    if config.study in names:
-        stored = names[config.study].user_attrs.get("config")
-        if stored is None:
-            raise ValueError(f"--study {config.study}: this study was not made by nas-lite; choose another name")
-        return merge_with_stored(config, explicit, stored)
-    study = optuna.create_study(study_name=config.study, storage=storage, directions=config.directions)
+    if config.study not in names:
+        return config, False
+    stored = names[config.study].user_attrs.get("config")
+    if stored is None:
+        raise ValueError(f"--study {config.study}: this study was not made by nas-lite; choose another name")
+    return merge_with_stored(config, explicit, stored), True
+
+
+def _create_study(config: SearchConfig, storage) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name=config.study, storage=storage, directions=config.directions, load_if_exists=True)
+    if "config" in study.user_attrs:
+        return  # another process created it a moment ago
     study.set_metric_names(list(config.objectives))
     study.set_user_attr("config", config.to_dict())
     study.set_user_attr("constraints", config.constraints)
-    return config
 
 
 def _load_data(config: SearchConfig, reporter):
