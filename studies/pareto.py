@@ -193,8 +193,14 @@ def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) ->
 
 
 # -- hypervolume ---------------------------------------------------------------------------------
-def default_reference(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> dict[str, float]:
-    """A reference point from the data: Dice 0, and 1.1 x the worst latency and size of the candidates.
+def default_reference(
+    points: Iterable[TrialPoint],
+    metrics: Iterable[str] | None = None,
+    constraints: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """A reference point: Dice 0; latency and size from the study's constraints where set
+    (``max_latency_ms``, ``max_size_kb``, see :func:`study_constraints`), else 1.1 x the worst
+    value among the candidates.
 
     Hypervolumes are comparable only under the same reference: pass a fixed one to compare
     studies (say, samplers); this default suits one study's own history.
@@ -202,14 +208,24 @@ def default_reference(points: Iterable[TrialPoint], metrics: Iterable[str] | Non
     points = list(points)
     names = _metrics(metrics, points)
     pool = candidates(points, names)
+    constraints = constraints or {}
     reference = {}
     for m in names:
         if METRICS[m] == "maximize":
             reference[m] = 0.0
+        elif constraints.get(f"max_{m}") is not None and constraints[f"max_{m}"] > 0:
+            reference[m] = float(constraints[f"max_{m}"])
         else:
             worst = max((p.values[m] for p in pool), default=0.0)
             reference[m] = 1.1 * worst if worst > 0 else 1.0
     return reference
+
+
+def study_constraints(study) -> dict[str, float]:
+    """``min_dice``, ``max_latency_ms``, ``max_size_kb`` from the study's ``config`` user attribute, where set."""
+    config = study.user_attrs.get("config") or {}
+    keys = ("min_dice", "max_latency_ms", "max_size_kb")
+    return {k: float(config[k]) for k in keys if isinstance(config, dict) and _number(config.get(k)) is not None}
 
 
 def _losses(points: Sequence[TrialPoint], metrics: Sequence[str], reference: dict[str, float]) -> np.ndarray:
