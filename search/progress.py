@@ -85,15 +85,12 @@ class Reporter:
 
 
 def front(trials, objectives) -> list:
-    """Feasible COMPLETE trials that no other feasible COMPLETE trial dominates."""
-    from optuna.study import StudyDirection
-    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+    """The feasible COMPLETE trials on the Pareto front of ``objectives``."""
+    from studies.pareto import from_trial, front as pareto_front
 
-    from search.config import OBJECTIVES
-
-    candidates = [t for t in trials if _feasible(t)]
-    directions = [StudyDirection.MAXIMIZE if OBJECTIVES[o] == "maximize" else StudyDirection.MINIMIZE for o in objectives]
-    return _get_pareto_front_trials_by_trials(candidates, directions) if candidates else []
+    by_number = {trial.number: trial for trial in trials}
+    points = [from_trial(trial, objectives) for trial in trials if trial.state.name == "COMPLETE"]
+    return [by_number[point.number] for point in pareto_front(points, objectives)]
 
 
 def _feasible(trial) -> bool:

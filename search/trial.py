@@ -171,23 +171,21 @@ def _accuracy(trial, model, tflite, context, clock) -> dict:
 
     with clock.phase("evaluate"):
         figures = evaluate_tflite(tflite, context.data)
-        float_dice = evaluate_keras(model, context.data)
+        float_dice = evaluate_keras(model, context.data)["dice"]
     if not math.isfinite(figures["dice"]):
         raise RuntimeError("the converted model's Dice is not a number")
-    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=_number(float_dice))
+    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=float(float_dice))
     return figures
 
 
 def _measure(trial, tflite, context, clock) -> dict:
-    from evaluators.runtime import peak_activation_bytes
-
     with clock.phase("latency"):
         stats = context.device.measure(tflite, context.protocol)
     _set(
         trial,
         latency_ms=stats["median_ms"], latency_p10_ms=stats["p10_ms"], latency_p90_ms=stats["p90_ms"],
         latency_cv=stats["cv"], device=context.device.name, size_bytes=len(tflite),
-        peak_memory_bytes=peak_activation_bytes(tflite),
+        peak_memory_bytes=stats.get("peak_activation_bytes"),
     )
     return stats
 
@@ -227,10 +225,6 @@ def _constraint_values(config: SearchConfig, values: dict) -> list[float]:
 def _set(trial, **attrs):
     for key, value in attrs.items():
         trial.set_user_attr(key, _jsonable(value))
-
-
-def _number(value) -> float | None:
-    return None if value is None else float(value)
 
 
 def _jsonable(value):

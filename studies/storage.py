@@ -46,10 +46,9 @@ URL_FORMS = (
     "sqlite:///studies.db (relative path), sqlite:////abs/path/studies.db, "
     "postgresql://USER:PASSWORD@HOST:5432/DBNAME"
 )
-HEARTBEAT_INTERVAL = 10
-"""Seconds between heartbeats of a running trial."""
-GRACE_PERIOD = 30
-"""Seconds without heartbeat after which a RUNNING trial is failed and retried."""
+HEARTBEAT_INTERVAL, GRACE_PERIOD = (int(s) for s in os.environ.get("NAS_LITE_HEARTBEAT", "10,30").split(","))
+"""Seconds between heartbeats of a running trial, and seconds without one after which a RUNNING
+trial is failed and retried (``NAS_LITE_HEARTBEAT=INTERVAL,GRACE`` changes them, e.g. in tests)."""
 MAX_RETRY = 2
 """How many times a trial whose worker died is run again (a trial that kills workers is dropped)."""
 SQLITE_TIMEOUT = 60
