@@ -138,13 +138,13 @@ def _train(trial, spec, context, clock, front_histories):
     def keep_going(epoch: int, val_dice: float) -> bool:
         history = trial.user_attrs.get("dice_history", []) + [round(float(val_dice), 4)]
         trial.set_user_attr("dice_history", history)
-        return not _hopeless(epoch, val_dice, fronts, config.epochs)
+        return not _hopeless(len(history) - 1, val_dice, fronts, config.epochs)
 
     with clock.phase("train"):
         model, history, info = fit_candidate(spec, context.data, config.epochs, config.batch_size, config.seed, keep_going)
     if info:
         _set(trial, training=_jsonable(info))
-    if getattr(history, "stopped", False):
+    if history.stopped_early:
         reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below every front member's"
         _set(trial, stopped_early=reason)
         raise optuna.TrialPruned(reason)
@@ -161,7 +161,7 @@ def front_histories(study) -> list[list[float]]:
 
 
 def _hopeless(epoch: int, val_dice: float, fronts: list[list[float]], epochs: int) -> bool:
-    """Below what every trial on the current front had at this epoch (and not the last epoch)."""
+    """Below what every trial on the current front had at this epoch (0-based; never the last)."""
     at_epoch = [history[epoch] for history in fronts if len(history) > epoch]
     return epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
 
