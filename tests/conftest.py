@@ -35,3 +35,43 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.is_dir():
         pytest.fail(f"{SHARED_DATASETS} is missing: tests need ../shared/datasets beside the checkout")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server on loopback for the session (``NASLITE_TEST_POSTGRES_URL`` to use another).
+
+    Started from Debian's ``postgresql`` package (``bash .ci/run`` installs it) in a temporary
+    folder; the tests that use it fail, not skip, when it is missing.
+    """
+    import glob
+    import shutil
+    import socket
+    import tempfile
+
+    given = os.environ.get("NASLITE_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not binaries:
+        pytest.fail("PostgreSQL is not installed: apt-get install postgresql (bash .ci/run does), or set NASLITE_TEST_POSTGRES_URL")
+    bindir = Path(binaries[-1]).parent
+    folder = Path(tempfile.mkdtemp(prefix="naslite-pg-"))
+    as_postgres = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(folder, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    run = lambda *command: subprocess.run([*as_postgres, *map(str, command)], check=True, capture_output=True)  # noqa: E731
+    run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    run(bindir / "pg_ctl", "-D", data, "-l", folder / "server.log", "-w", "start",
+        "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

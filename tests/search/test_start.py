@@ -163,3 +163,16 @@ def test_arrays_are_float_images(tmp_path):
     arrays = np.load(_save_data(data, tmp_path))
     assert arrays["train_images"].dtype == np.float32 and arrays["train_images"].max() <= 1
     assert np.array_equal(arrays["val_masks"], data.val_masks)
+
+
+@pytest.mark.postgres
+def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
+    from search.loop import counted
+    from studies.storage import open_storage
+
+    result = run_cli("start", "--budget", "3", "--study", "pg", "--storage", postgres_url, "--workers", "2", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="pg", storage=open_storage(postgres_url))
+    trials = counted(study.get_trials())
+    assert len(trials) == 3 and all(t.state in FINISHED for t in trials)
+    assert not (tmp_path / "studies.db").exists()  # nothing went to the default SQLite file
