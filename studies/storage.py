@@ -78,8 +78,9 @@ def database_url(url: str, *, create: bool = True) -> sqlalchemy.URL:
     """The checked SQLAlchemy URL for ``url``; a ``ValueError`` or ``FileNotFoundError`` otherwise.
 
     ``postgresql://`` without a driver uses psycopg 3 when psycopg2 is not installed. For SQLite,
-    the folder must exist and be writable and an existing file must be a SQLite database; with
-    ``create=False`` a missing file is a ``FileNotFoundError`` (commands that only read).
+    the folder must exist and be writable (a file that is not a database is reported by
+    :func:`check_schema_version`); with ``create=False`` a missing file is a
+    ``FileNotFoundError`` (commands that only read).
     """
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"storage URL {url!r} is not valid; use {URL_FORMS}")
