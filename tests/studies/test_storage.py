@@ -133,16 +133,13 @@ def test_list_and_load_studies(tmp_path):
 
 
 @pytest.mark.postgres
-def test_postgres_round_trip():
-    """Needs NASLITE_TEST_POSTGRES_URL, e.g. postgresql://postgres@127.0.0.1:5432/naslite_test (an empty database)."""
-    import os
+def test_postgres_round_trip(postgres_url):
+    """On the real server of the ``postgres_url`` fixture (tests/conftest.py)."""
     import uuid
 
     import optuna
 
-    url = os.environ.get("NASLITE_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set NASLITE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
+    url = postgres_url
     opened = storage.open_storage(url)
     name = f"pg-{uuid.uuid4().hex[:8]}"
     study = make_study(opened, name, [(0.8, 10.0, 100.0), (0.7, 5.0, 50.0)])
