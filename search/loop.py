@@ -27,10 +27,14 @@ FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 
 def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
     """Create or continue the study, spend its budget with ``config.workers`` processes, report."""
+    import warnings
+
     import optuna
 
     from studies.storage import open_storage
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     storage = open_storage(config.storage)
     config, exists = _settings(config, explicit, storage)
     data = _load_data(config, reporter)  # bad data stops here, before a study is created

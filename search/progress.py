@@ -1,10 +1,12 @@
 """What ``search start`` shows: a live bar (trial k/N, elapsed, ETA, best Dice, front size) and
-one line per finished trial; ``--quiet`` shows only the end, ``--json`` one JSON object per line."""
+one line per finished trial; ``--quiet`` shows only the end, ``--json`` one JSON object per line.
+Where stderr is not a terminal (a log file, CI) the bar's figures end each trial's line instead."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 
 
 class Reporter:
@@ -12,6 +14,7 @@ class Reporter:
         self.mode, self.out, self.err = mode, out, err
         self.bar = None
         self.seen: set[int] = set()
+        self.started = time.time()
 
     @property
     def shows_progress(self) -> bool:
@@ -28,7 +31,8 @@ class Reporter:
             return
         self.note(f"study {study.study_name!r} in {config.storage}: budget {config.budget}, "
                   f"{len(self.seen)} finished before; {data.describe()}; {config.workers} worker(s)")
-        if self.mode == "bar":
+        self.first = len(self.seen)
+        if self.mode == "bar" and self.err.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=config.budget, initial=min(len(self.seen), config.budget), desc="trials",
@@ -49,7 +53,7 @@ class Reporter:
             if self.mode == "json":
                 self._json(event="trial", **trial_record(trial, self.objectives))
             elif self.mode == "bar":
-                self._write(trial_line(trial, self.objectives))
+                self._write(trial_line(trial, self.objectives) + self._eta())
         if self.bar is not None:
             done = sum(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trials)
             self.bar.n = min(done, self.budget)
@@ -74,6 +78,15 @@ class Reporter:
             print("  " + trial_line(trial, self.objectives), file=self.out)
         print("Next: search dashboard | search export --pick knee -o model.tflite", file=self.out)
 
+    def _eta(self) -> str:
+        """``  [k/N, elapsed, ETA]`` for logs; the live bar shows the same itself."""
+        if self.bar is not None:
+            return ""
+        done, elapsed = len(self.seen), time.time() - self.started
+        rate = elapsed / max(done - self.first, 1)
+        left = max(self.budget - done, 0) * rate
+        return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
+
     def _write(self, text: str) -> None:
         if self.bar is not None:
             self.bar.write(text, file=self.out)
@@ -82,6 +95,11 @@ class Reporter:
 
     def _json(self, **record) -> None:
         print(json.dumps(record), file=self.out, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
 def front(trials, objectives) -> list:
