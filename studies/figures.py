@@ -182,7 +182,8 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
     figure = go.Figure(layout=_layout(f"Dice vs {AXES[x].split(' (')[0]}", info))
     figure.add_trace(_front_line(front_2d(info, x), x))
     for category, points in _by_category(info, color_by).items():
-        figure.add_trace(_scatter_2d(points, x, category, _color(category, color_by)))
+        figure.add_traces(_front_and_dominated(points, category, lambda chosen, on_front, name: _scatter_2d(
+            chosen, x, name, _color(category, color_by), on_front)))
     figure.add_traces(_presets_and_infeasible_2d(info, x, color_by))
     _add_constraint_lines(figure, info.constraints, x)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by])
@@ -196,11 +197,8 @@ def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
     _check_choice("color_by", color_by, COLOR_BY)
     figure = go.Figure(layout=_layout("Dice, latency and size", info))
     for category, points in _by_category(info, color_by).items():
-        color = _color(category, color_by)
-        for on_front in (True, False):
-            chosen = [p for p in points if p.on_front == on_front]
-            if chosen:
-                figure.add_trace(_scatter_3d(chosen, category, color, on_front))
+        figure.add_traces(_front_and_dominated(points, category, lambda chosen, on_front, name: _scatter_3d(
+            chosen, name, _color(category, color_by), on_front)))
     special = [p for p in info.points if p.preset or p.infeasible]
     if special:
         figure.add_trace(_scatter_3d_special(special))
@@ -249,10 +247,9 @@ def compare_figure(first: ParetoInfo, second: ParetoInfo, x: str = "latency_ms")
         line = _front_line(front_2d(info, x), x)
         line.update(name=f"{name}: front", line_color=color, showlegend=True, legendgroup=name)
         figure.add_trace(line)
-        points = info.feasible
-        if points:
-            scatter = _scatter_2d(points, x, name, color)
-            scatter.update(legendgroup=name, customdata=[[p.number, info.study_name] for p in points])
+        for scatter in _front_and_dominated(info.feasible, info.study_name, lambda chosen, on_front, label: _scatter_2d(
+                chosen, x, label, color, on_front)):
+            scatter.update(legendgroup=name, customdata=[[number, info.study_name] for number in scatter.customdata])
             figure.add_trace(scatter)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"])
     return figure if first.points or second.points else _empty(figure)
@@ -263,7 +260,7 @@ def latency_histogram(samples: Sequence[float], title: str = "Latency distributi
     import plotly.graph_objects as go
 
     figure = go.Figure(layout=_layout(title, None))
-    figure.add_trace(go.Histogram(x=list(samples), marker_color=KIND_COLORS["standard"], name="runs",
+    figure.add_trace(go.Histogram(x=list(samples), nbinsx=30, marker_color=KIND_COLORS["standard"], name="runs",
                                   hovertemplate="%{x} ms: %{y} runs<extra></extra>"))
     if samples:
         median = sorted(samples)[len(samples) // 2]
@@ -280,7 +277,7 @@ def dice_history_figure(history: Sequence[float]):
     figure = go.Figure(layout=_layout("Validation Dice per epoch", None))
     figure.add_trace(go.Scatter(x=list(range(1, len(history) + 1)), y=list(history), mode="lines+markers",
                                 hovertemplate="epoch %{x}: Dice %{y:.4f}<extra></extra>"))
-    figure.update_layout(xaxis_title="epoch", yaxis_title="Dice (Keras model)", showlegend=False)
+    figure.update_layout(xaxis_title="epoch", yaxis_title="Dice (Keras model)", showlegend=False, xaxis_dtick=1)
     return figure
 
 
@@ -413,13 +410,26 @@ def _color(category: str, color_by: str) -> str:
     return (KIND_COLORS if color_by == "kind" else QUANT_COLORS).get(category, OTHER_COLOR)
 
 
-def _scatter_2d(points: Sequence[PlotPoint], x: str, name: str, color: str):
+def _front_and_dominated(points: Sequence[PlotPoint], name: str, build) -> list:
+    """``build(points, on_front, name)`` for the front points and for the dominated ones: two
+    traces in one legend group, so the legend shows the full colour and hides the faded twin."""
+    traces = []
+    for on_front in (True, False):
+        chosen = [p for p in points if p.on_front == on_front]
+        if chosen:
+            trace = build(chosen, on_front, name)
+            trace.update(legendgroup=_escape(name), showlegend=not traces)
+            traces.append(trace)
+    return traces
+
+
+def _scatter_2d(points: Sequence[PlotPoint], x: str, name: str, color: str, on_front: bool = True):
     import plotly.graph_objects as go
 
     return go.Scatter(
         x=[p.value(x) for p in points], y=[p.dice for p in points], mode="markers", name=_escape(name),
         customdata=[p.number for p in points], hovertext=[p.hover for p in points], hoverinfo="text",
-        marker={"color": color, "size": 10, "opacity": [1.0 if p.on_front else DOMINATED_OPACITY for p in points],
+        marker={"color": color, "size": 10 if on_front else 9, "opacity": 1.0 if on_front else DOMINATED_OPACITY,
                 "line": {"width": 1, "color": "#ffffff"}},
         meta=TRIALS,
     )
@@ -430,16 +440,14 @@ def _presets_and_infeasible_2d(info: ParetoInfo, x: str, color_by: str) -> list:
 
     traces = []
     presets = [p for p in info.points if p.preset and not p.infeasible]
-    if presets:
-        traces.append(go.Scatter(
-            x=[p.value(x) for p in presets], y=[p.dice for p in presets], mode="markers+text",
-            name="hand-designed presets", text=[_escape(p.preset) for p in presets], textposition="top center",
-            textfont={"size": 11, "color": "#333"},
-            customdata=[p.number for p in presets], hovertext=[p.hover for p in presets], hoverinfo="text",
-            marker={"symbol": "diamond", "size": 14, "color": [_color(p.category(color_by), color_by) for p in presets],
-                    "opacity": [1.0 if p.on_front else 0.55 for p in presets], "line": {"width": 2, "color": "#222"}},
-            meta=TRIALS,
-        ))
+    traces += _front_and_dominated(presets, "hand-designed presets", lambda chosen, on_front, name: go.Scatter(
+        x=[p.value(x) for p in chosen], y=[p.dice for p in chosen], mode="markers+text", name=name,
+        text=[_escape(p.preset) for p in chosen], textposition="top center", textfont={"size": 11, "color": "#333"},
+        customdata=[p.number for p in chosen], hovertext=[p.hover for p in chosen], hoverinfo="text",
+        marker={"symbol": "diamond", "size": 14, "color": [_color(p.category(color_by), color_by) for p in chosen],
+                "opacity": 1.0 if on_front else 0.5, "line": {"width": 2, "color": "#222"}},
+        meta=TRIALS,
+    ))
     infeasible = [p for p in info.points if p.infeasible]
     if infeasible:
         traces.append(go.Scatter(
@@ -466,7 +474,7 @@ def _scatter_3d(points: Sequence[PlotPoint], category: str, color: str, on_front
 
     return go.Scatter3d(
         x=[p.latency_ms for p in points], y=[p.size_kb for p in points], z=[p.dice for p in points],
-        mode="markers", name=_escape(category), legendgroup=_escape(category), showlegend=on_front,
+        mode="markers", name=_escape(category),
         customdata=[p.number for p in points], hovertext=[p.hover for p in points], hoverinfo="text",
         marker={"color": color, "size": 5 if on_front else 4, "opacity": 1.0 if on_front else DOMINATED_OPACITY},
         meta=TRIALS,
@@ -495,7 +503,7 @@ def _add_constraint_lines(figure, constraints: dict, x: str) -> None:
     if limit in constraints:
         unit = "ms" if x == "latency_ms" else "KB"
         figure.add_vline(x=constraints[limit], annotation_text=f"max {constraints[limit]:g} {unit}",
-                         annotation_position="top left", **style)
+                         annotation_position="bottom left", **style)
 
 
 def _layout(title: str, info: ParetoInfo | None) -> dict:

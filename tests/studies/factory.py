@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import optuna
 
@@ -18,7 +19,9 @@ CONFIG = {"max_latency_ms": 40.0, "min_dice": 0.5, "max_size_kb": None}
 
 def create_study(url: str, name: str, config: dict | None = None) -> optuna.Study:
     study = optuna.create_study(storage=url, study_name=name, directions=list(METRICS.values()))
-    study.set_metric_names(list(METRICS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(METRICS))
     study.set_user_attr("config", dict(CONFIG if config is None else config))
     return study
 
