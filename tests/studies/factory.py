@@ -90,3 +90,33 @@ def add_preset(study, name, spec, dice, latency, size_kb):
         state=optuna.trial.TrialState.COMPLETE, values=[dice, latency, size_kb],
         user_attrs=attrs_for(spec, dice, latency, size_kb, preset=name),
     ))
+
+
+def png(array) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def add_results(url: str, trial, tflite: bytes, samples: int = 40) -> str:
+    """Store an artifact, one measurement with timing samples and two previews for ``trial``; return the SHA-256."""
+    import numpy as np
+
+    from studies.store import ResultStore
+
+    rng = np.random.default_rng(trial.number)
+    image = (rng.random((32, 32, 3)) * 255).astype("uint8")
+    mask = np.zeros((32, 32), "uint8")
+    mask[8:24, 8:24] = 255
+    with ResultStore(url) as store:
+        digest = store.save_artifact(trial._trial_id, "demo", trial.number, tflite)
+        store.save_measurement(
+            trial._trial_id, "local", {"machine": "x86_64", "threads": 2}, {"runs": samples, "warmup": 5},
+            {"p50_ms": 27.5, "p90_ms": 30.1, "samples_ms": [round(float(v), 3) for v in rng.normal(27.5, 1.5, samples)]},
+        )
+        store.save_previews(trial._trial_id, [(png(image), png(mask), png(mask)), (png(image[::-1]), png(mask), png(mask.T))])
+    return digest
