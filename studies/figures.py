@@ -2,8 +2,8 @@
 
 Computation is split from rendering, as in optuna's ``_get_pareto_front_info`` then
 ``_get_pareto_front_plot``: :func:`pareto_info` reads a study once into a :class:`ParetoInfo`
-(plain data: one :class:`PlotPoint` per COMPLETE trial, front membership, constraints), and the
-``*_figure`` functions turn that into ``plotly.graph_objects.Figure`` objects.
+(plain data: one :class:`PlotPoint` per COMPLETE trial, front and knee from :mod:`studies.pareto`,
+constraints), and the ``*_figure`` functions turn that into ``plotly.graph_objects.Figure`` objects.
 
 Conventions every figure follows (the dashboard and the tests rely on them):
 
@@ -20,10 +20,9 @@ from __future__ import annotations
 import collections
 import dataclasses
 import html
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from studies import METRICS
+from studies import METRICS, pareto
 
 AXES = {
     "dice": "Dice (TFLite model)",
@@ -59,6 +58,7 @@ class PlotPoint:
     infeasible: str | None = None
     hover: str = ""
     on_front: bool = False
+    knee: bool = False
 
     def value(self, metric: str) -> float:
         return getattr(self, metric)
@@ -69,10 +69,13 @@ class PlotPoint:
 
 @dataclasses.dataclass(frozen=True)
 class ParetoInfo:
-    """What the figures of one study need: its points and its constraints."""
+    """What the figures of one study need: its points, its trials for :mod:`studies.pareto`,
+    the knee's trial number and the study's constraints."""
 
     study_name: str
     points: tuple[PlotPoint, ...]
+    trials: tuple[pareto.TrialPoint, ...] = ()
+    knee: int | None = None
     constraints: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -87,88 +90,40 @@ class ParetoInfo:
 # -- computation -------------------------------------------------------------------------------
 
 def pareto_info(study) -> ParetoInfo:
-    """Read an Optuna study into plain points; the front is over feasible COMPLETE trials."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    config = study.user_attrs.get("config") or {}
-    return info_from_trials(study.study_name, trials, _metric_names(study), config)
+    """Read an Optuna study into plain points; front and knee over the feasible COMPLETE trials."""
+    return info_from_points(study.study_name, pareto.study_points(study), pareto.study_constraints(study))
 
 
-def info_from_trials(study_name: str, trials, metric_names: Sequence[str], config: dict | None = None) -> ParetoInfo:
-    """Build a :class:`ParetoInfo` from FrozenTrials whose values follow ``metric_names``."""
-    points = [_point(trial, metric_names) for trial in trials if trial.values is not None]
-    front = set(non_dominated([p for p in points if not p.infeasible], tuple(METRICS)))
-    points = [dataclasses.replace(p, on_front=p.number in front) for p in points]
-    points = [dataclasses.replace(p, hover=_hover(p)) for p in points]
-    return ParetoInfo(study_name, tuple(points), constraints_of(config or {}))
-
-
-def constraints_of(config: dict) -> dict:
-    """The constraints set in a study's ``config`` attr: ``min_dice``, ``max_latency_ms``, ``max_size_kb``."""
-    keys = ("min_dice", "max_latency_ms", "max_size_kb")
-    return {key: float(config[key]) for key in keys if config.get(key) is not None}
-
-
-def non_dominated(points: Sequence[PlotPoint], metrics: Sequence[str]) -> list[int]:
-    """Trial numbers of the points no other point dominates on ``metrics`` (directions from METRICS)."""
-    import numpy as np
-
-    if not points:
-        return []
-    losses = np.array([_losses(p, metrics) for p in points])
-    keep = []
-    for index, row in enumerate(losses):
-        dominated = np.any(np.all(losses <= row, axis=1) & np.any(losses < row, axis=1))
-        if not dominated:
-            keep.append(points[index].number)
-    return keep
+def info_from_points(study_name: str, trials: Sequence[pareto.TrialPoint], constraints: dict | None = None) -> ParetoInfo:
+    """Build a :class:`ParetoInfo` from :class:`studies.pareto.TrialPoint` records."""
+    plotted = [t for t in trials if t.complete and all(m in t.values for m in METRICS)]
+    front = {t.number for t in pareto.front(trials, tuple(METRICS))}
+    knee = pareto.knee(trials, tuple(METRICS)).number if front else None
+    points = [_point(t, t.number in front, t.number == knee) for t in plotted]
+    return ParetoInfo(study_name, tuple(points), tuple(trials), knee, dict(constraints or {}))
 
 
 def front_2d(info: ParetoInfo, x: str) -> list[PlotPoint]:
     """The feasible points on the front of Dice against ``x`` alone, ordered by ``x``."""
-    feasible = info.feasible
-    numbers = set(non_dominated(feasible, ("dice", x)))
-    return sorted((p for p in feasible if p.number in numbers), key=lambda p: (p.value(x), -p.dice))
+    numbers = {t.number for t in pareto.front(info.trials, ("dice", x))}
+    return sorted((p for p in info.feasible if p.number in numbers), key=lambda p: (p.value(x), -p.dice))
 
 
-def reference_point(*infos: ParetoInfo) -> tuple[float, float, float]:
-    """A hypervolume reference (dice, latency_ms, size_kb) shared by ``infos``: the constraints
-    where set, else 10 % beyond the worst feasible value seen."""
-    points = [p for info in infos for p in info.feasible]
-    constraints = {k: v for info in infos for k, v in info.constraints.items()}
-    worst_latency = max((p.latency_ms for p in points), default=1.0)
-    worst_size = max((p.size_kb for p in points), default=1.0)
-    return (
-        0.0,
-        constraints.get("max_latency_ms", worst_latency * 1.1),
-        constraints.get("max_size_kb", worst_size * 1.1),
-    )
+def reference_point(*infos: ParetoInfo) -> dict[str, float]:
+    """One hypervolume reference for ``infos`` (:func:`studies.pareto.default_reference` of all their
+    trials; the loosest constraint of each kind where set), so their curves compare directly."""
+    constraints: dict[str, float] = {}
+    for info in infos:
+        for key, value in info.constraints.items():
+            constraints[key] = max(value, constraints.get(key, value))
+    trials = [t for info in infos for t in info.trials]
+    return pareto.default_reference(trials, tuple(METRICS), constraints)
 
 
-def hypervolume(points: Iterable[PlotPoint], reference: tuple[float, float, float]) -> float:
-    """Share of the box between the ideal (Dice 1, 0 ms, 0 KB) and ``reference`` that ``points`` dominate."""
-    ref = _losses_of(reference)
-    ideal = _losses_of((1.0, 0.0, 0.0))
-    box = math.prod(r - i for r, i in zip(ref, ideal))
-    losses = [_losses(p, tuple(METRICS)) for p in points]
-    inside = [row for row in losses if all(v < r for v, r in zip(row, ref))]
-    return _volume_3d(inside, ref) / box if box > 0 else 0.0
-
-
-def hypervolume_history(info: ParetoInfo, reference=None) -> tuple[list[int], list[float]]:
-    """Hypervolume after each COMPLETE trial, in trial-number order."""
-    reference = reference or reference_point(info)
-    numbers, values, front = [], [], []
-    for point in sorted(info.points, key=lambda p: p.number):
-        if not point.infeasible and not any(_dominates(f, point) for f in front):
-            front = [f for f in front if not _dominates(point, f)] + [point]
-            volume = hypervolume(front, reference)
-        else:
-            volume = values[-1] if values else 0.0
-        numbers.append(point.number)
-        values.append(volume)
-    return numbers, values
+def hypervolume_history(info: ParetoInfo, reference: dict[str, float] | None = None) -> tuple[list[int], list[float]]:
+    """Hypervolume after each finished trial, in trial-number order (``studies.pareto``)."""
+    history = pareto.hypervolume_history(info.trials, tuple(METRICS), reference or reference_point(info))
+    return [number for number, _ in history], [value for _, value in history]
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -186,6 +141,7 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
             chosen, x, name, _color(category, color_by), on_front)))
     figure.add_traces(_presets_and_infeasible_2d(info, x, color_by))
     _add_constraint_lines(figure, info.constraints, x)
+    _mark_knee(figure, info, x)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by])
     return _maybe_empty(figure, info)
 
@@ -223,7 +179,7 @@ def hypervolume_figure(*infos: ParetoInfo, reference=None):
             line={"shape": "hv", "color": STUDY_COLORS[index % len(STUDY_COLORS)]}, marker={"size": 5},
             hovertemplate="trial #%{x}<br>hypervolume %{y:.4f}<extra></extra>",
         ))
-    latency, size = reference[1], reference[2]
+    latency, size = reference["latency_ms"], reference["size_kb"]
     figure.update_layout(
         xaxis_title="trial number", yaxis_title="hypervolume (share of the box)", showlegend=len(infos) > 1,
         yaxis_rangemode="tozero",
@@ -302,27 +258,20 @@ def study_figures(info: ParetoInfo, color_by: str = "kind") -> dict:
 
 # -- helpers: points ---------------------------------------------------------------------------
 
-def _metric_names(study) -> list[str]:
-    names = study.metric_names
-    return list(names) if names and all(names) else list(METRICS)
-
-
-def _point(trial, metric_names: Sequence[str]) -> PlotPoint:
-    values = dict(zip(metric_names, trial.values))
-    attrs = trial.user_attrs
-    constraints = getattr(trial, "constraints", None) or {}
-    violated = any(v > 0 for v in (constraints.values() if isinstance(constraints, dict) else constraints))
-    infeasible = attrs.get("infeasible") or ("violates a constraint" if violated else None)
-    return PlotPoint(
+def _point(trial: pareto.TrialPoint, on_front: bool, is_knee: bool) -> PlotPoint:
+    point = PlotPoint(
         number=trial.number,
-        dice=float(values.get("dice", attrs.get("dice", 0.0))),
-        latency_ms=float(values.get("latency_ms", attrs.get("latency_ms", 0.0))),
-        size_kb=float(values.get("size_kb", attrs.get("size_bytes", 0) / 1024)),
-        kind=main_kind(attrs),
-        quant=str(attrs.get("quant") or _spec_quant(attrs) or "unknown"),
-        preset=attrs.get("preset") or None,
-        infeasible=str(infeasible) if infeasible else None,
+        dice=trial.values["dice"],
+        latency_ms=trial.values["latency_ms"],
+        size_kb=trial.values["size_kb"],
+        kind=main_kind(trial.attrs),
+        quant=trial.quant or _spec_quant(trial.attrs) or "unknown",
+        preset=trial.preset or None,
+        infeasible=trial.infeasible,
+        on_front=on_front,
+        knee=is_knee,
     )
+    return dataclasses.replace(point, hover=_hover(point))
 
 
 def main_kind(attrs: dict) -> str:
@@ -341,43 +290,11 @@ def _spec_quant(attrs: dict) -> str | None:
     return ((attrs.get("spec") or {}).get("quant") or {}).get("mode")
 
 
-def _losses_of(values: Sequence[float], metrics: Sequence[str] = tuple(METRICS)) -> tuple[float, ...]:
-    return tuple(-v if METRICS[m] == "maximize" else v for v, m in zip(values, metrics))
-
-
-def _losses(point: PlotPoint, metrics: Sequence[str]) -> tuple[float, ...]:
-    return _losses_of([point.value(m) for m in metrics], metrics)
-
-
-def _dominates(a: PlotPoint, b: PlotPoint) -> bool:
-    la, lb = _losses(a, tuple(METRICS)), _losses(b, tuple(METRICS))
-    return all(x <= y for x, y in zip(la, lb)) and any(x < y for x, y in zip(la, lb))
-
-
-def _volume_3d(losses: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
-    """Exact dominated volume of minimisation points below ``ref``: slices along the first axis."""
-    ordered = sorted(losses)
-    volume = 0.0
-    for index, row in enumerate(ordered):
-        upper = ordered[index + 1][0] if index + 1 < len(ordered) else ref[0]
-        if upper > row[0]:
-            volume += (upper - row[0]) * _area_2d([r[1:] for r in ordered[: index + 1]], ref[1:])
-    return volume
-
-
-def _area_2d(losses: list[tuple[float, ...]], ref: tuple[float, ...]) -> float:
-    area, best_y = 0.0, ref[1]
-    for x, y in sorted(losses):
-        if y < best_y:
-            area += (ref[0] - x) * (best_y - y)
-            best_y = y
-    return area
-
-
 def _hover(point: PlotPoint) -> str:
     title = f"<b>trial #{point.number}</b>" + (f" · preset {_escape(point.preset)}" if point.preset else "")
     status = (
         f"infeasible: {_escape(point.infeasible)}" if point.infeasible
+        else "the knee of the Pareto front" if point.knee
         else "on the Pareto front" if point.on_front else "dominated"
     )
     return "<br>".join([
@@ -504,6 +421,14 @@ def _add_constraint_lines(figure, constraints: dict, x: str) -> None:
         unit = "ms" if x == "latency_ms" else "KB"
         figure.add_vline(x=constraints[limit], annotation_text=f"max {constraints[limit]:g} {unit}",
                          annotation_position="bottom left", **style)
+
+
+def _mark_knee(figure, info: ParetoInfo, x: str) -> None:
+    """An arrow at the knee of the 3-objective front (what ``search export --pick knee`` takes)."""
+    knee = next((p for p in info.points if p.knee), None)
+    if knee is not None:
+        figure.add_annotation(x=knee.value(x), y=knee.dice, text="knee", showarrow=True, arrowhead=2,
+                              arrowcolor="#555", ax=26, ay=30, font={"size": 11, "color": "#333"})
 
 
 def _layout(title: str, info: ParetoInfo | None) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from studies import figures
+from studies import figures, pareto
 from tests.studies.factory import add_trial, create_study, sample_study
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
@@ -122,20 +122,25 @@ def test_constraint_lines_where_set(tmp_path, info):
     assert not figures.pareto_figure(figures.pareto_info(bare)).layout.shapes
 
 
-def test_hypervolume_is_exact_and_never_falls(info):
-    point = figures.PlotPoint(0, dice=0.5, latency_ms=5.0, size_kb=50.0, kind="standard", quant="int8")
-    assert figures.hypervolume([point], (0.0, 10.0, 100.0)) == pytest.approx(0.5 * 0.5 * 0.5)
-
+def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info):
     reference = figures.reference_point(info)
-    losses = np.array([[-p.dice, p.latency_ms, p.size_kb] for p in info.feasible])
-    box = 1.0 * reference[1] * reference[2]
-    expected = optuna._hypervolume.compute_hypervolume(losses, np.array([0.0, reference[1], reference[2]])) / box
-    assert figures.hypervolume(info.feasible, reference) == pytest.approx(expected)
-
+    assert reference == {"dice": 0.0, "latency_ms": 40.0, "size_kb": pytest.approx(1.1 * 1900.0)}
+    losses = np.array([[1 - p.dice, p.latency_ms / 40.0, p.size_kb / reference["size_kb"]] for p in info.feasible])
+    expected = optuna._hypervolume.compute_hypervolume(losses[np.all(losses <= 1, axis=1)], np.ones(3))
     numbers, values = figures.hypervolume_history(info)
-    assert numbers == sorted(p.number for p in info.points)
+    assert numbers == sorted(t.number for t in study.trials)  # every finished trial, failed ones included
     assert all(b >= a for a, b in zip(values, values[1:]))
     assert values[-1] == pytest.approx(expected)
+    figure = figures.hypervolume_figure(info)
+    assert list(figure.data[0].y) == values
+
+
+def test_knee_is_marked_and_is_on_the_front(study, info):
+    knee = pareto.knee(pareto.study_points(study))
+    assert info.knee == knee.number and knee.number in {p.number for p in info.front}
+    figure = figures.pareto_figure(info, "latency_ms")
+    arrows = [a for a in figure.layout.annotations if a.text == "knee"]
+    assert len(arrows) == 1 and arrows[0].x == knee.values["latency_ms"]
 
 
 def test_two_studies_fronts_on_one_plot(tmp_path, info):
