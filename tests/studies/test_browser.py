@@ -32,6 +32,9 @@ def demo_url(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'studies.db'}"
     study = sample_study(url, "demo", complete=COMPLETE)
     add_results(url, study.trials[0], b"TFL3" + bytes(2048))
+    other = create_study(url, "other")
+    for index in range(4):
+        add_trial(other, index, seed=5)
     return url
 
 
@@ -146,6 +149,18 @@ def test_hostile_study_name_shows_as_text(page, tmp_path):
         assert name in page.locator("#fig-latency .gtitle").text_content()
         assert page.locator("#trials").inner_text().count("<img src=x onerror=alert(2)>") == 1
     assert dialogs == [] and page.errors == []
+
+
+def test_compare_and_studies_pages(page, demo_url):
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "compare?a=demo&b=other")
+        page.wait_for_function(f"() => {COUNT_POINTS} === {COMPLETE - 1 + 4}")  # feasible trials of both
+        fronts = page.evaluate("() => document.getElementById('fig-latency').data.filter(t => t.meta && t.meta.role === 'front').length")
+        assert fronts == 2
+        screenshot(page, "dashboard-compare.png")
+        open_ready(page, served.url + "studies")
+        assert page.locator("table a.name").all_inner_texts() == ["other", "demo"]
+        assert page.errors == []
 
 
 def test_report_opens_offline_without_any_request(page, demo_url, tmp_path):
