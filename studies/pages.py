@@ -158,7 +158,8 @@ def _nav(links: list[tuple[str, str]]) -> str:
 
 HINT = (
     "Click a point to open its trial. Faded points are dominated on Dice, latency and size; "
-    "◆ hand-designed presets; × infeasible (rejected by a constraint). The line joins the front of the two plotted objectives."
+    "◆ hand-designed presets; × infeasible (rejected by a constraint). The line joins the front of the two plotted "
+    "objectives; the arrow marks the knee (what 'search export --pick knee' takes)."
 )
 
 
