@@ -35,6 +35,7 @@ from typing import Any, Callable, TypeVar
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,7 +58,6 @@ SQLITE_TIMEOUT = 60
 RETRY_SECONDS = 120
 """How long a storage call is retried while the database stays locked."""
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _LOCKED_TEXT = ("database is locked", "database table is locked", "database schema has changed")
 _LOCKED_PGCODES = ("40001", "40P01")  # serialization failure, deadlock
 _INIT_RACE_TEXT = ("already exists", "unique constraint", "duplicate key")
@@ -78,8 +78,9 @@ def database_url(url: str, *, create: bool = True) -> sqlalchemy.URL:
     """The checked SQLAlchemy URL for ``url``; a ``ValueError`` or ``FileNotFoundError`` otherwise.
 
     ``postgresql://`` without a driver uses psycopg 3 when psycopg2 is not installed. For SQLite,
-    the folder must exist and be writable and an existing file must be a SQLite database; with
-    ``create=False`` a missing file is a ``FileNotFoundError`` (commands that only read).
+    the folder must exist and be writable (a file that is not a database is reported by
+    :func:`check_schema_version`); with ``create=False`` a missing file is a
+    ``FileNotFoundError`` (commands that only read).
     """
     if not isinstance(url, str) or "://" not in url:
         raise ValueError(f"storage URL {url!r} is not valid; use {URL_FORMS}")
@@ -131,10 +132,9 @@ def _check_sqlite_file(database: str | None, create: bool) -> None:
         if not os.access(folder, os.W_OK):
             raise ValueError(f"cannot create a database in {folder}: permission denied; choose a writable folder")
         return
-    with open(path, "rb") as handle:
-        header = handle.read(len(_SQLITE_MAGIC))
-    if header and header != _SQLITE_MAGIC:
-        raise ValueError(f"{path} is not a SQLite database; pass the path of a nas-lite database or a new file name")
+    # Never open() the file here: closing any descriptor of a SQLite file drops the POSIX locks this
+    # process's connections hold on it (then another process may delete the WAL under them). SQLite
+    # itself reports a file that is not a database, in check_schema_version, before anything is written.
     if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
         raise ValueError(f"cannot write {path} (permission denied); SQLite needs write access to the file and its folder")
 
@@ -306,6 +306,8 @@ _RETRIED_METHODS = (
     "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
     "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
     "record_heartbeat", "_get_stale_trial_ids",
+    # private methods that Optuna's _CachedStorage calls on its backend
+    "_create_new_trial", "_set_trial_param", "_get_best_trial_id", "_get_trials",
 )
 
 
@@ -331,9 +333,26 @@ class NasLiteStorage(RDBStorage):
         super().__setstate__(state)
         tune_engine(self.engine)
 
+    # Optuna's heartbeat thread records the first beat a moment after the trial starts, and a RUNNING
+    # trial without any beat is never found stale: a worker killed in that moment would leave its
+    # trial RUNNING forever. So every trial gets its first beat as it becomes RUNNING.
+    def _create_new_trial(self, study_id, template_trial=None):
+        # Optuna's _CachedStorage calls this private method directly (create_new_trial calls it too).
+        frozen = retry_locked(lambda: RDBStorage._create_new_trial(self, study_id, template_trial))
+        if self.heartbeat_interval and frozen.state == TrialState.RUNNING:
+            self.record_heartbeat(frozen._trial_id)
+        return frozen
+
+    def set_trial_state_values(self, trial_id, state, values=None):
+        changed = retry_locked(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values))
+        if changed and state == TrialState.RUNNING and self.heartbeat_interval:
+            self.record_heartbeat(trial_id)
+        return changed
+
 
 for _name in _RETRIED_METHODS:
-    setattr(NasLiteStorage, _name, _retrying(getattr(RDBStorage, _name)))
+    if _name not in NasLiteStorage.__dict__:  # the overrides above retry their own steps
+        setattr(NasLiteStorage, _name, _retrying(getattr(RDBStorage, _name)))
 
 
 def open_storage(

@@ -46,6 +46,18 @@ def test_export_knee_writes_artifact_and_complete_sidecar(study_db, tmp_path):
     assert sidecar["measurements"][0]["stats"]["p50_ms"] == 20.0
     assert sidecar["final"] is None and sidecar["search_sha256"] == stored
 
+    # the exported model runs in LiteRT as the sidecar describes it
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(output))
+    interpreter.allocate_tensors()
+    scale, zero = sidecar["input"]["quantization"]["scale"], sidecar["input"]["quantization"]["zero_point"]
+    image = np.clip(np.round(np.full((1, 16, 16, 3), 0.5) / scale) + zero, -128, 127).astype(np.int8)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    assert interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape == (1, 16, 16, 1)
+
 
 def test_export_retrain_hook_keeps_both_figures(study_db, tmp_path):
     url, study = study_db

@@ -119,3 +119,23 @@ def test_points_from_a_real_study(tmp_path):
     assert points[0].trial_id == study.trials[0]._trial_id and points[0].summary
     assert points[2].infeasible == "latency 5 > 1"
     assert [p.number for p in pareto.front(points)] == [0, 1]
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_two_objective_study_takes_size_from_attrs(tmp_path):
+    import optuna
+
+    from studies import status
+    from tests.studies.helpers import attrs
+
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    study = optuna.create_study(storage=opened, study_name="two", directions=["maximize", "minimize"])
+    study.set_metric_names(["dice", "latency_ms"])
+    for dice, latency, size in [(0.9, 30.0, 100.0), (0.8, 10.0, 50.0), (0.7, 20.0, 10.0)]:
+        study.add_trial(optuna.trial.create_trial(values=[dice, latency], user_attrs=attrs(dice, latency, size)))
+    points = pareto.study_points(study)
+    assert points[2].objectives == ("dice", "latency_ms") and points[2].values["size_kb"] == pytest.approx(10.0)
+    assert [p.number for p in pareto.front(points)] == [0, 1]  # trial 2 is dominated on (dice, latency)
+    assert pareto.pick(points, "min-size").number == 2
+    result = status.study_status(study)
+    assert result.objectives == ("dice", "latency_ms") and set(result.reference) == {"dice", "latency_ms"}

@@ -130,3 +130,31 @@ def test_list_and_load_studies(tmp_path):
     assert storage.load_study(url).study_name == "second"
     with pytest.raises(LookupError, match="available: first, second"):
         storage.load_study(url, "third")
+
+
+@pytest.mark.postgres
+def test_postgres_round_trip():
+    """Needs NASLITE_TEST_POSTGRES_URL, e.g. postgresql://postgres@127.0.0.1:5432/naslite_test (an empty database)."""
+    import os
+    import uuid
+
+    import optuna
+
+    url = os.environ.get("NASLITE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set NASLITE_TEST_POSTGRES_URL to a PostgreSQL database to run this test")
+    opened = storage.open_storage(url)
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    study = make_study(opened, name, [(0.8, 10.0, 100.0), (0.7, 5.0, 50.0)])
+    trial_id = study.trials[0]._trial_id
+    with ResultStore(url) as store:
+        digest = store.save_artifact(trial_id, name, 0, TINY_TFLITE.read_bytes())
+        store.save_measurement(trial_id, "local", {"cpu": "x"}, {"runs": 3}, {"p50_ms": 1.5})
+        store.save_previews(trial_id, [(b"a", b"b", b"c")])
+        assert hashlib.sha256(store.artifact(trial_id)).hexdigest() == digest
+        assert store.measurements(trial_id)[0]["stats"] == {"p50_ms": 1.5}
+        assert store.previews(trial_id) == [(b"a", b"b", b"c")]
+    assert name in [info.name for info in storage.list_studies(url)]
+    loaded = storage.load_study(url, name)
+    loaded.optimize(lambda trial: (0.5, 1.0, 1.0), n_trials=1)  # heartbeat path on PostgreSQL
+    assert [t.state for t in loaded.trials].count(optuna.trial.TrialState.COMPLETE) == 3
