@@ -20,7 +20,12 @@ layers = keras.layers
 
 @keras.utils.register_keras_serializable(package="nas_lite")
 class MaskedGroupConv2D(layers.Conv2D):
-    """A dense Conv2D restricted to a block-diagonal kernel: a grouped convolution that trains fast."""
+    """A dense Conv2D restricted to a block-diagonal kernel: a grouped convolution that trains fast.
+
+    The off-block entries start at zero and stay there (their gradient is zero), so the kernel's
+    magnitudes are those of the grouped kernel: magnitude pruning and per-channel quantization
+    ranges see the same weights as in the native ``Conv2D(groups=g)``.
+    """
 
     def __init__(self, *args, mask_groups: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
@@ -34,9 +39,14 @@ class MaskedGroupConv2D(layers.Conv2D):
         rows = tf.range(in_channels)[:, None] // in_group
         cols = tf.range(out_channels)[None, :] // out_group
         self.kernel_mask = tf.cast(rows == cols, self.kernel.dtype)[None, None]
+        self.kernel.assign(self.kernel * self.kernel_mask)
 
     def convolution_op(self, inputs, kernel):
         return super().convolution_op(inputs, kernel * self.kernel_mask)
+
+    def get_prunable_weights(self):
+        """For tensorflow-model-optimization's pruning wrapper (it only knows the exact Keras classes)."""
+        return [self.kernel]
 
     def get_config(self):
         return {**super().get_config(), "mask_groups": self.mask_groups}

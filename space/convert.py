@@ -13,8 +13,9 @@ def to_tflite(model, quant: QuantSpec | str = "float32", calibration: np.ndarray
 
     ``calibration``: float images shaped like the model input, needed by the integer modes; the
     first ``quant.calibration_images`` are used. For ``int8-qat`` pass the QAT-trained model (its
-    quantization parameters come from training); an un-annotated model is quantized post-training
-    instead, which is how an untrained candidate is timed before any training is spent.
+    quantization parameters come from training; calibration images are still required by the
+    converter); an un-annotated model is quantized post-training instead, which is how an
+    untrained candidate is timed before any training is spent.
     """
     quant = QuantSpec(mode=quant) if isinstance(quant, str) else quant
     tf = _tf.tensorflow()
@@ -23,7 +24,9 @@ def to_tflite(model, quant: QuantSpec | str = "float32", calibration: np.ndarray
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant.mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    if quant.mode in ("int8", "int16x8") or (quant.mode == "int8-qat" and not _is_quantization_aware(model)):
+    if quant.mode in ("int8", "int16x8", "int8-qat"):
+        # A QAT model keeps the ranges it learned (checked: other data gives the same model), but
+        # TF 2.21's converter refuses TFLITE_BUILTINS_INT8 without a representative dataset.
         converter.representative_dataset = _representative(calibration, quant.calibration_images, quant.mode)
     if quant.mode in ("int8", "int8-qat"):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

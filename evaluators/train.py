@@ -1,0 +1,287 @@
+"""Training: ``train(model, data, epochs) -> History`` and ``fit_candidate(spec, data, epochs)``.
+
+``train`` fits any tf-keras segmentation model (sigmoid output) with Adam on binary cross-entropy
+plus Dice loss, random horizontal and vertical flips, seeded. After every epoch it computes the
+validation Dice (threshold 0.5, per image then averaged) and hands it to ``callback(epoch, dice)``;
+a callback that returns ``False`` stops the training (the search uses it to drop hopeless trials).
+
+``fit_candidate`` trains what a :class:`space.spec.CandidateSpec` describes and returns the model
+ready for :func:`space.convert.to_tflite`: grouped convolutions are trained in their fast masked
+form and copied into the native ``Conv2D(groups=g)`` model, pruning is applied when the spec
+asks for sparsity, and quantization-aware training when its quant mode is ``int8-qat``.
+
+Data: any object with float32 ``train_images``, ``train_masks``, ``val_images``, ``val_masks``
+(images NHWC in [0, 1], masks (N, H, W, 1) of 0/1), such as :class:`evaluators.data.Dataset`.
+TensorFlow is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Callable
+
+import numpy as np
+
+from space import _tf
+
+EpochCallback = Callable[[int, float], "bool | None"]
+QAT_FRACTION = 0.3  # share of the epochs spent on quantization-aware fine-tuning
+FLOAT_TOLERANCE = 1e-4  # masked vs native float outputs
+QAT_TOLERANCE = 0.05  # masked vs native QAT outputs: a rounding step may flip inside the network
+CHECK_IMAGES = 4
+BATCHNORM_MOMENTUM = 0.9  # PyTorch's default; see set_batchnorm_momentum
+
+
+class TrainingError(RuntimeError):
+    """Training failed in a way that more epochs will not fix (NaN loss, a broken weight transfer)."""
+
+
+@dataclasses.dataclass
+class History:
+    """What one training run did: mean loss and validation Dice per epoch, wall time, early stop."""
+
+    loss: list[float] = dataclasses.field(default_factory=list)
+    val_dice: list[float] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+    @property
+    def best_val_dice(self) -> float:
+        return max(self.val_dice, default=float("nan"))
+
+    def extend(self, other: "History") -> "History":
+        self.loss += other.loss
+        self.val_dice += other.val_dice
+        self.seconds += other.seconds
+        self.stopped_early = self.stopped_early or other.stopped_early
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- the loop -----------------------------------------------------------------------------------
+def train(
+    model,
+    data,
+    epochs: int,
+    batch_size: int = 8,
+    seed: int = 0,
+    learning_rate: float = 1e-3,
+    callback: EpochCallback | None = None,
+    *,
+    keras_callbacks=(),
+    first_epoch: int = 0,
+) -> History:
+    """Train ``model`` in place for up to ``epochs`` epochs; see the module docstring.
+
+    ``callback(epoch, val_dice)`` gets the epoch number counted from 1 (plus ``first_epoch``, so
+    that phases of one candidate number their epochs on). ``keras_callbacks`` are passed to
+    ``fit`` (e.g. tfmot's ``UpdatePruningStep``). ``TrainingError`` when the loss becomes NaN.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs: must be at least 1, got {epochs}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+    keras = _tf.keras()
+    keras.utils.set_random_seed(seed)
+    set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
+    dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=bce_dice_loss)
+    history = History()
+    monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
+    start = time.perf_counter()
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[*keras_callbacks, monitor])
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def set_batchnorm_momentum(model, momentum: float) -> None:
+    """Set the moving-average momentum of every BatchNormalization layer (wrapped ones too).
+
+    Keras' default 0.99 suits long runs; a trial trains for a few hundred steps, after which its
+    moving statistics would still lean on their initial values and the validation Dice (computed
+    in inference mode) would understate the model, epoch after epoch.
+    """
+    keras = _tf.keras()
+    for module in model.submodules:
+        if isinstance(module, keras.layers.BatchNormalization):
+            module.momentum = momentum
+
+
+def training_dataset(images, masks, batch_size: int, seed: int):
+    """A seeded ``tf.data`` pipeline: shuffle, the same random flips for image and mask, batch."""
+    tf = _tf.tensorflow()
+    images, masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
+    if len(images) != len(masks) or len(images) == 0:
+        raise ValueError(f"train_images ({len(images)}) and train_masks ({len(masks)}) must be equally many, at least 1")
+    pairs = tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((pairs, seeds)).map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _flip(pair, seed):
+    tf = _tf.tensorflow()
+    image, mask = pair
+    both = tf.concat([image, mask], axis=-1)
+    both = tf.image.stateless_random_flip_left_right(both, seed)
+    both = tf.image.stateless_random_flip_up_down(both, seed + 1)
+    return both[..., :-1], both[..., -1:]
+
+
+def bce_dice_loss(y_true, y_pred):
+    """Binary cross-entropy plus (1 - soft Dice), per image."""
+    tf = _tf.tensorflow()
+    keras = _tf.keras()
+    y_true = tf.cast(y_true, y_pred.dtype)
+    bce = tf.reduce_mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=[1, 2])
+    overlap = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])
+    total = tf.reduce_sum(y_true + y_pred, axis=[1, 2, 3])
+    return bce + 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
+
+
+@functools.cache
+def _monitor_class():
+    keras = _tf.keras()
+
+    class EpochMonitor(keras.callbacks.Callback):
+        """Validation Dice after every epoch, the NaN check and the caller's stop decision."""
+
+        def __init__(self, data, callback, history, first_epoch, batch_size):
+            super().__init__()
+            self.data, self.callback, self.history = data, callback, history
+            self.first_epoch, self.batch_size = first_epoch, batch_size
+
+        def on_epoch_end(self, epoch, logs=None):
+            number = self.first_epoch + epoch + 1
+            loss = float((logs or {}).get("loss", float("nan")))
+            if not math.isfinite(loss):
+                self.model.stop_training = True
+                raise TrainingError(
+                    f"loss became NaN at epoch {number}; lower the learning rate or check the data for NaN/inf values"
+                )
+            from evaluators.accuracy import dice_iou
+
+            probabilities = self.model.predict(self.data.val_images, batch_size=self.batch_size, verbose=0)
+            dice, _ = dice_iou(probabilities, self.data.val_masks)
+            self.history.loss.append(loss)
+            self.history.val_dice.append(dice)
+            if self.callback is not None and self.callback(number, dice) is False:
+                self.history.stopped_early = True
+                self.model.stop_training = True
+
+    return EpochMonitor
+
+
+# -- one candidate ------------------------------------------------------------------------------
+def fit_candidate(
+    spec,
+    data,
+    epochs: int,
+    batch_size: int = 8,
+    seed: int = 0,
+    callback: EpochCallback | None = None,
+    learning_rate: float = 1e-3,
+    qat_fraction: float = QAT_FRACTION,
+):
+    """Train the candidate ``spec``; returns ``(model, history, info)``.
+
+    ``model`` is the native model ready for ``to_tflite(model, spec.quant, calibration)``: plain
+    float, pruning stripped, or (``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
+    dict: ``training_form`` (``masked``/``native``), ``float_epochs``, ``qat_epochs``, ``qat``
+    (applied or not), ``qat_unannotated`` (layers left in float), ``qat_note``, ``sparsity_target``,
+    ``sparsity`` (zeros among the kernels of the returned model), ``xnnpack_policy`` and
+    ``xnnpack_policy_reason``, ``transfer_max_diff`` (masked vs native outputs on a few images).
+    """
+    from space.model import build
+
+    form = "masked" if any(stage.groups > 1 for _, _, stage in spec.stages()) else "native"
+    wants_qat = spec.quant.mode == "int8-qat"
+    float_epochs, qat_epochs = split_epochs(epochs, wants_qat, spec.sparsity > 0, qat_fraction)
+    info = {
+        "training_form": form, "float_epochs": float_epochs, "qat_epochs": 0, "qat": False,
+        "qat_unannotated": [], "qat_note": "", "sparsity_target": spec.sparsity, "sparsity": 0.0,
+        "xnnpack_policy": False, "xnnpack_policy_reason": "", "transfer_max_diff": 0.0,
+    }
+    if wants_qat and not qat_epochs:
+        info["qat_note"] = "one epoch is spent on pruning; no epoch left for QAT (int8 PTQ instead)"
+    model = build(spec, grouped=form, seed=seed)
+    options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback)
+    history = History()
+    if float_epochs:
+        model = _float_phase(model, spec, data, float_epochs, history, info, options)
+    if qat_epochs and history.stopped_early:
+        info["qat_note"] = "training stopped early; no QAT (int8 PTQ instead)"
+    elif qat_epochs:
+        model = _qat_phase(model, spec, data, qat_epochs, history, info, options)
+    native = _native(model, spec, seed, data, info)
+    from evaluators import compress
+
+    info["sparsity"] = compress.sparsity(native)
+    return native, history, info
+
+
+def split_epochs(epochs: int, qat: bool, pruning: bool, qat_fraction: float = QAT_FRACTION) -> tuple[int, int]:
+    """(float epochs, QAT epochs): QAT takes ``qat_fraction`` of them, at least 1; pruning needs 1 float epoch."""
+    if epochs < 1:
+        raise ValueError(f"epochs: must be at least 1, got {epochs}")
+    if not qat:
+        return epochs, 0
+    qat_epochs = min(max(1, round(epochs * qat_fraction)), epochs - 1 if pruning else epochs)
+    return epochs - qat_epochs, qat_epochs
+
+
+def _float_phase(model, spec, data, epochs, history, info, options):
+    from evaluators import compress
+
+    extra = []
+    if spec.sparsity > 0:
+        steps = epochs * math.ceil(len(data.train_images) / options["batch_size"])
+        model, extra, pruning_info = compress.prune(model, spec.sparsity, steps)
+        info.update(pruning_info)
+    history.extend(train(model, data, epochs, keras_callbacks=extra, **options))
+    return compress.strip(model) if spec.sparsity > 0 else model
+
+
+def _qat_phase(model, spec, data, epochs, history, info, options):
+    from evaluators import compress
+
+    model, unannotated = compress.quantize(model)
+    keep = [compress.KeepZeros(model)] if spec.sparsity > 0 else []
+    history.extend(train(model, data, epochs, keras_callbacks=keep, first_epoch=history.epochs, **options))
+    info.update(qat=True, qat_epochs=epochs, qat_unannotated=unannotated)
+    return model
+
+
+def _native(model, spec, seed, data, info):
+    """The model in native form (grouped Conv2D), checked to compute what the trained one does."""
+    if info["training_form"] == "native":
+        return model
+    from evaluators import compress
+    from evaluators.accuracy import predict_keras
+    from space.model import build, transfer_weights
+
+    native = build(spec, grouped="native", seed=seed)
+    if info["qat"]:
+        native, _ = compress.quantize(native)
+        compress.transfer_qat_weights(model, native)
+    else:
+        transfer_weights(model, native)
+    images = np.asarray(data.val_images[:CHECK_IMAGES], np.float32)
+    difference = float(np.abs(predict_keras(model, images) - predict_keras(native, images)).max())
+    info["transfer_max_diff"] = difference
+    tolerance = QAT_TOLERANCE if info["qat"] else FLOAT_TOLERANCE
+    if not difference <= tolerance:
+        raise TrainingError(
+            f"the native grouped model differs from the trained masked one by {difference:.3g} (> {tolerance}); "
+            "the weight transfer is broken"
+        )
+    return native
