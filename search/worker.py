@@ -85,14 +85,21 @@ def _context(config, data_path: str):
 
     from evaluators.data import Dataset
     from evaluators.devices import open_devices
-    from evaluators.runtime import Protocol
     from search.trial import TrialContext
     from studies.store import ResultStore
 
     arrays = np.load(data_path)
     data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
     device = open_devices(list(config.devices), config.device_token, config.threads)
-    return TrialContext(config, data, device, ResultStore(config.storage), Protocol(threads=config.threads))
+    return TrialContext(config, data, device, ResultStore(config.storage), search_protocol(config.threads))
+
+
+def search_protocol(threads: int):
+    """The latency protocol of a search: the defaults (10 warm-up, at least 50 timed runs), with
+    half a second of timing at least instead of one, since every trial is timed."""
+    from evaluators.runtime import Protocol
+
+    return Protocol(threads=threads, min_seconds=0.5)
 
 
 def _limit_threads(workers: int) -> None:
