@@ -52,7 +52,7 @@ class Protocol:
     clock: str = "wall"
 
     def __post_init__(self):
-        if self.clock not in CLOCKS:
+        if not isinstance(self.clock, str) or self.clock not in CLOCKS:
             raise ValueError(f"protocol.clock: {self.clock!r} is not a clock; choose one of {', '.join(CLOCKS)}")
         if self.clock == "cpu" and self.threads != 1:
             raise ValueError(f"protocol.clock: 'cpu' times one thread; use threads=1, not {self.threads}")
