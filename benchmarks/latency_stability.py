@@ -1,6 +1,6 @@
 """Is the latency protocol reproducible? Time 12 different candidates twice and compare.
 
-    python benchmarks/latency_stability.py [--input-size 128] [--threads N] [--cpus 0,1]
+    python benchmarks/latency_stability.py [--input-size 128] [--threads N] [--cpus 0,1] [--clock cpu]
 
 Each candidate (block kinds, widths, dilation, quantization modes) is converted once and measured
 with the default protocol through LocalDevice in two separate passes. Prints each measurement's
@@ -75,9 +75,11 @@ def main(argv=None) -> int:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--threads", type=int, help="override the protocol's 4 threads (capped at the cores)")
     parser.add_argument("--cpus", help="pin the measurements to these CPUs, e.g. 1")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: thread CPU time (needs --threads 1)")
     args = parser.parse_args(argv)
     cpus = [int(cpu) for cpu in args.cpus.split(",")] if args.cpus else None
-    device, protocol = LocalDevice(args.threads, cpus), Protocol()
+    protocol = Protocol(clock=args.clock, threads=args.threads or (1 if args.clock == "cpu" else 4))
+    device = LocalDevice(args.threads, cpus)
 
     specs = list(candidates(args.input_size))
     models = [convert(spec) for spec in tqdm(specs, desc="converting", unit="model")]
@@ -86,10 +88,11 @@ def main(argv=None) -> int:
         passes.append([device.measure(model, protocol) for model in tqdm(models, desc=f"pass {number}", unit="model")])
 
     print(f"\n{device.name}, {passes[0][0]['threads']} threads, protocol {protocol.to_dict()}\n")
-    print(f"{'candidate':<34} {'median 1':>10} {'cv 1':>7} {'median 2':>10} {'cv 2':>7}  outside XNNPACK")
+    width = max(len(spec.summary) for spec in specs)
+    print(f"{'candidate':<{width}} {'median 1':>10} {'cv 1':>7} {'median 2':>10} {'cv 2':>7}  outside XNNPACK")
     for spec, first, second in zip(specs, *passes):
         outside = ", ".join(first["delegate"]["outside"]) or "-"
-        print(f"{spec.summary:<34} {first['median_ms']:>8.2f}ms {first['cv']:>7.1%} "
+        print(f"{spec.summary:<{width}} {first['median_ms']:>8.2f}ms {first['cv']:>7.1%} "
               f"{second['median_ms']:>8.2f}ms {second['cv']:>7.1%}  {outside}")
     cvs = [result["cv"] for results in passes for result in results]
     rho = spearman([r["median_ms"] for r in passes[0]], [r["median_ms"] for r in passes[1]])

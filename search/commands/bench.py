@@ -22,6 +22,9 @@ def register(subparsers):
     group.add_argument("--warmup", type=_count(0), default=10, help="untimed runs first (default %(default)s)")
     group.add_argument("--runs", type=_count(1), default=50, help="timed runs, at least (default %(default)s)")
     group.add_argument("--min-seconds", type=float, default=1.0, help="time for at least this long (default %(default)s)")
+    group.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                       help="wall: what a user waits for (default); cpu: CPU time of the one LiteRT thread "
+                            "(needs --threads 1), steadier on a machine busy with other work")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     parser.set_defaults(run=run)
 
@@ -48,7 +51,8 @@ def run(args):
 
     if not args.model.is_file():
         raise FileNotFoundError(f"{args.model}: no such file; pass a .tflite model")
-    protocol = Protocol(warmup=args.warmup, runs=args.runs, min_seconds=args.min_seconds)
+    protocol = Protocol(warmup=args.warmup, runs=args.runs, min_seconds=args.min_seconds, clock=args.clock,
+                        threads=args.threads or (1 if args.clock == "cpu" else 4))
     result = device_from(args).measure(args.model.read_bytes(), protocol)
     print(json.dumps(result, indent=2) if args.json else format_result(args.model.name, result))
 
@@ -63,7 +67,7 @@ def format_result(model_name: str, result: dict) -> str:
         f"latency   median {result['median_ms']:.3f} ms   p10 {result['p10_ms']:.3f}   p90 {result['p90_ms']:.3f}   "
         f"mean {result['mean_ms']:.3f}   std {result['std_ms']:.3f}   cv {result['cv']:.1%}",
         f"          {result['runs']} runs, {result['attempts']} attempt(s) (cv {cvs}), {result['threads']} threads, "
-        f"{result['runtime']['name']} {result['runtime']['version']}",
+        f"{result['protocol'].get('clock', 'wall')} clock, {result['runtime']['name']} {result['runtime']['version']}",
         f"XNNPACK   {delegate['partitions']} partition(s): {_op_counts(delegate['inside'])}",
         f"outside   {_op_counts(delegate['outside'])}",
     ]

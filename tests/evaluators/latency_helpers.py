@@ -50,7 +50,8 @@ def environment() -> dict:
 
 
 @contextlib.contextmanager
-def running_agent(*options: str, token: str | None = TOKEN, program: tuple[str, ...] = ("evaluators.agent",)):
+def running_agent(*options: str, token: str | None = TOKEN, program: tuple[str, ...] = ("evaluators.agent",),
+                  cwd=None, env: dict | None = None):
     """``python -m evaluators.agent serve`` on a free port; yields ``(url, process)``.
 
     ``program=("search", "agent")`` starts it through the command line instead.
@@ -58,7 +59,8 @@ def running_agent(*options: str, token: str | None = TOKEN, program: tuple[str, 
     command = [sys.executable, "-m", *program, "serve", "--host", "127.0.0.1", "--port", "0", *options]
     if token:
         command += ["--token", token]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment())
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd,
+                               env={**environment(), **(env or {})})
     try:
         line = process.stdout.readline()
         assert "serving on http://" in line, f"the agent did not start: {line!r}"

@@ -144,3 +144,13 @@ def test_agent_runs_without_tensorflow_optuna_or_sqlalchemy(tmp_path):
     assert done.returncode == 0, done.stderr
     median, convolutions = done.stdout.split()
     assert float(median) > 0 and convolutions == "15"
+
+
+def test_agent_writes_nothing(tmp_path):
+    workdir, tempdir = tmp_path / "cwd", tmp_path / "tmp"
+    workdir.mkdir()
+    tempdir.mkdir()
+    with running_agent(cwd=workdir, env={"TMPDIR": str(tempdir)}) as (url, _):
+        assert post_model(url, unet_bytes())[0] == 200
+        assert post_model(url, b"garbage")[0] == 400
+        assert list(workdir.iterdir()) == [] and list(tempdir.iterdir()) == []

@@ -73,3 +73,12 @@ def test_example_input_quantizes_with_the_tensor_scale():
     assert example_input(detail, np.array([[0.0, 1.0]])).tolist() == [[-128, 127]]
     float_detail = {"shape": np.array([1, 2]), "dtype": np.float32, "quantization": (0.0, 0)}
     assert example_input(float_detail, np.array([[0.25, 0.5]])).tolist() == [[0.25, 0.5]]
+
+
+def test_cpu_clock_times_the_one_thread():
+    result = benchmark(unet_bytes(), Protocol(**{**QUICK, "clock": "cpu"}))
+    assert result["protocol"]["clock"] == "cpu" and result["median_ms"] > 0
+    with pytest.raises(ValueError, match="use threads=1"):
+        Protocol(clock="cpu", threads=2)
+    with pytest.raises(ValueError, match="choose one of wall, cpu"):
+        Protocol(clock="gpu")
