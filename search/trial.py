@@ -70,18 +70,16 @@ def candidate_spec(trial, config: SearchConfig):
 def evaluate(trial, context: TrialContext, front_histories=lambda: []) -> list[float]:
     """Run the whole pipeline for ``trial``; see the module docstring."""
     from space.convert import to_tflite
-    from space.model import build, static_costs
 
     clock = Stopwatch()
     config = context.config
     spec = candidate_spec(trial, config)
     _set(trial, spec=spec.to_dict(), summary=spec.summary, kinds=list(spec.kinds), quant=spec.quant.mode)
-    costs = static_costs(build(spec))
-    _set(trial, params=costs.params, macs=costs.macs)
     try:
         if config.max_latency_ms or config.max_size_kb:
             _check_before_training(trial, spec, context, clock)
         model, history = _train(trial, spec, context, clock, front_histories)
+        _record_costs(trial, spec, model)
         with clock.phase("convert"):
             tflite = to_tflite(model, spec.quant, context.calibration)
         figures = _accuracy(trial, model, tflite, context, clock)
@@ -109,8 +107,10 @@ def _check_before_training(trial, spec, context, clock):
     from space.model import build
 
     config = context.config
+    untrained = build(spec)
+    _record_costs(trial, spec, untrained)
     with clock.phase("convert"):
-        probe = to_tflite(build(spec), spec.quant, context.calibration)
+        probe = to_tflite(untrained, spec.quant, context.calibration)
     size_kb = len(probe) / 1024
     _set(trial, size_bytes=len(probe))
     violations = []
@@ -125,6 +125,15 @@ def _check_before_training(trial, spec, context, clock):
     if violations:
         trial.set_user_attr("constraints", _constraint_values(config, {"dice": 0.0, "latency_ms": trial.user_attrs.get("latency_ms", 0.0), "size_kb": size_kb}))
         raise Infeasible("; ".join(violations) + " (rejected before training)")
+
+
+def _record_costs(trial, spec, model) -> None:
+    """Parameters and MACs from the layer shapes (a QAT-wrapped model is counted on a plain build)."""
+    from space.model import build, static_costs
+
+    quantization_aware = any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+    costs = static_costs(build(spec) if quantization_aware else model)
+    _set(trial, params=costs.params, macs=costs.macs)
 
 
 def _train(trial, spec, context, clock, front_histories):
