@@ -235,6 +235,8 @@ def export(
     if retrain is not None:
         from space import CandidateSpec
 
+        if not isinstance(point.attrs.get("spec"), dict):
+            raise LookupError(f"trial {point.number} of study {study.study_name} has no stored spec, so it cannot be retrained; export it without retraining")
         tflite, final = retrain(CandidateSpec.from_dict(point.attrs["spec"]), point)
     description = sidecar(
         study, point, tflite, store.measurements(point.trial_id),

@@ -75,3 +75,22 @@ def postgres_url():
     finally:
         run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+TINY_SEARCH = (
+    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--batch-size", "8",
+    "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_search(tmp_path_factory):
+    """``(folder, url, study_name)``: one real ``search start`` trial at 32x32, made once per session.
+
+    Tests read it and must not change it (export writes its files into their own ``tmp_path``).
+    """
+    folder = tmp_path_factory.mktemp("tiny-search")
+    result = run_cli("start", "--budget", "1", "--study", "tiny", "--quiet", *TINY_SEARCH, cwd=folder)
+    if result.returncode != 0:
+        pytest.fail(f"search start failed: {result.stderr[-3000:]}")
+    return folder, f"sqlite:///{folder / 'studies.db'}", "tiny"
