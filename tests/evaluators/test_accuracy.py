@@ -48,3 +48,23 @@ def test_preview_pngs_are_pngs_of_the_right_size():
 def test_check_tflite_rejects_other_bytes():
     with pytest.raises(ValueError, match="not a TFLite model"):
         check_tflite(b"\x89PNG\r\n\x1a\n....", "picture.png")
+
+
+def test_integer_io_models_get_quantized_inputs_and_dequantized_outputs(data):
+    from evaluators.accuracy import predict_tflite
+    from evaluators.train import train
+    from space.convert import to_tflite
+    from space.model import build
+    from space.spec import QuantSpec, uniform
+
+    model = build(uniform("standard", depth=3, base_width=4, input_size=32), seed=0)
+    train(model, data, epochs=1, batch_size=8)
+    images = data.val_images[:4]
+    float_probabilities = predict_tflite(to_tflite(model), images)
+    int8_io = to_tflite(model, QuantSpec("int8", calibration_images=16, io_type="int8"), data.train_images)
+    probabilities = predict_tflite(int8_io, images)
+    assert probabilities.dtype == np.float32 and probabilities.shape == (4, 32, 32, 1)
+    assert 0 <= probabilities.min() and probabilities.max() <= 1
+    assert np.abs(probabilities - float_probabilities).mean() < 0.03
+    with pytest.raises(ValueError, match="do not match the model input"):
+        predict_tflite(int8_io, np.zeros((1, 16, 16, 3), np.float32))
