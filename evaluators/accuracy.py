@@ -67,9 +67,9 @@ def check_tflite(model_bytes: bytes, name: str = "model") -> None:
         raise ValueError(f"{name} is not a TFLite model (no 'TFL3' identifier); pass a .tflite file")
 
 
-def input_shape(model_bytes: bytes) -> tuple[int, int, int]:
-    """(height, width, channels) of the model's image input."""
-    _, height, width, channels = interpreter(model_bytes, threads=1).get_input_details()[0]["shape"]
+def input_shape(runner) -> tuple[int, int, int]:
+    """(height, width, channels) of the image input of an interpreter."""
+    _, height, width, channels = runner.get_input_details()[0]["shape"]
     return int(height), int(width), int(channels)
 
 
@@ -79,7 +79,11 @@ def predict_tflite(model_bytes: bytes, images, threads: int = 2) -> np.ndarray:
     Integer-input models get their inputs quantized with the model's own input scale and zero
     point; integer outputs are dequantized the same way. Images run one at a time (batch 1).
     """
-    runner = interpreter(model_bytes, threads)
+    return run_interpreter(interpreter(model_bytes, threads), images)
+
+
+def run_interpreter(runner, images) -> np.ndarray:
+    """:func:`predict_tflite` with an interpreter made by :func:`interpreter` (reuse it for many calls)."""
     source, target = runner.get_input_details()[0], runner.get_output_details()[0]
     images = np.asarray(images, dtype=np.float32)
     expected = tuple(int(v) for v in source["shape"][1:])

@@ -94,7 +94,9 @@ def train(
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
     dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=bce_dice_loss)
+    # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
+    # time than with the new optimizer (seconds per trial for a small model), same results.
+    model.compile(optimizer=keras.optimizers.legacy.Adam(learning_rate), loss=bce_dice_loss)
     history = History()
     monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
     start = time.perf_counter()

@@ -1,0 +1,127 @@
+"""Training, pruning and QAT on tiny seeded data (32x32, base width 4-8, depth 3)."""
+
+import numpy as np
+import pytest
+
+from evaluators.accuracy import evaluate_keras, evaluate_tflite, predict_keras, predict_tflite, score
+from evaluators.train import History, TrainingError, fit_candidate, split_epochs, train
+from space.convert import to_tflite
+from space.model import build, transfer_weights
+from space.spec import CandidateSpec, QuantSpec, StageSpec, uniform
+from tests.evaluators.conftest import rectangles
+
+
+def tiny(kind="standard", groups=1, width=8, **kwargs):
+    return uniform(kind, depth=3, groups=groups, base_width=width, input_size=32, **kwargs)
+
+
+def test_training_scores_clearly_above_untrained_on_tflite_and_reports_int8(data):
+    model = build(tiny(), seed=0)
+    untrained = evaluate_tflite(to_tflite(model), data)
+    history = train(model, data, epochs=3, batch_size=4, seed=0)
+    trained = score(model, to_tflite(model), data)
+    int8 = evaluate_tflite(to_tflite(model, QuantSpec("int8", calibration_images=16), data.train_images), data)
+    print(f"untrained {untrained['dice']:.3f}, float {trained['dice']:.3f}, int8 {int8['dice']:.3f}")
+    assert history.epochs == 3 and len(history.val_dice) == 3 and history.seconds > 0
+    assert history.loss[-1] < history.loss[0]
+    assert trained["dice"] > untrained["dice"] + 0.4
+    assert trained["dice"] == pytest.approx(trained["float_dice"], abs=1e-6)  # float TFLite = Keras
+    assert int8["dice"] == pytest.approx(trained["dice"], abs=0.05)
+    assert history.val_dice[-1] == pytest.approx(trained["float_dice"], abs=1e-6)
+
+
+def test_training_is_seeded(data):
+    runs = []
+    for _ in range(2):
+        model = build(tiny(width=4), seed=1)
+        runs.append(train(model, data, epochs=1, batch_size=8, seed=5).loss)
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+def test_callback_sees_every_epoch_and_can_stop(data):
+    seen = []
+
+    def stop_after_two(epoch, dice):
+        seen.append((epoch, dice))
+        return epoch < 2
+
+    history = train(build(tiny(width=4), seed=0), data, epochs=4, batch_size=8, callback=stop_after_two)
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert history.stopped_early and history.epochs == 2
+    assert [dice for _, dice in seen] == history.val_dice
+
+
+def test_nan_loss_raises_a_clear_error(data):
+    broken = rectangles(count=24, val=8)
+    broken.train_images[3, 5, 5, 0] = np.nan
+    with pytest.raises(TrainingError, match="loss became NaN at epoch 1"):
+        train(build(tiny(width=4), seed=0), broken, epochs=2, batch_size=8)
+
+
+def test_split_epochs():
+    assert split_epochs(10, qat=False, pruning=True) == (10, 0)
+    assert split_epochs(10, qat=True, pruning=False) == (7, 3)
+    assert split_epochs(1, qat=True, pruning=False) == (0, 1)
+    assert split_epochs(1, qat=True, pruning=True) == (1, 0)
+    assert History([1.0], [0.5], 2.0).extend(History([0.5], [0.7], 1.0, True)).to_dict() == {
+        "loss": [1.0, 0.5], "val_dice": [0.5, 0.7], "seconds": 3.0, "stopped_early": True,
+    }
+
+
+def test_masked_grouped_training_matches_native_training(data):
+    """From the same weights, one epoch in the fast masked form = one epoch of native Conv2D(groups)."""
+    spec = tiny("group", groups=2, width=4)
+    masked = build(spec, grouped="masked", seed=0)
+    native = transfer_weights(masked, build(spec, grouped="native"))
+    train(masked, data, epochs=1, batch_size=8, seed=3)
+    train(native, data, epochs=1, batch_size=8, seed=3)
+    images = data.val_images[:4]
+    assert np.abs(predict_keras(masked, images) - predict_keras(native, images)).max() < 1e-3
+    converted = transfer_weights(masked, build(spec, grouped="native"))
+    np.testing.assert_allclose(predict_keras(converted, images), predict_keras(masked, images), atol=1e-5)
+
+
+def test_fit_candidate_trains_grouped_specs_masked_and_returns_the_native_model(data):
+    spec = tiny("shuffle", groups=2, width=8)
+    model, history, info = fit_candidate(spec, data, epochs=1, batch_size=8, seed=0)
+    assert info["training_form"] == "masked" and info["transfer_max_diff"] < 1e-4
+    assert not any(type(layer).__name__ == "MaskedGroupConv2D" for layer in model.layers)
+    assert max(layer.groups for layer in model.layers if hasattr(layer, "groups")) == 2
+    assert history.epochs == 1 and info["qat"] is False and info["sparsity"] == 0.0
+
+
+def test_pruning_reaches_the_target_sparsity_and_converts(data):
+    spec = tiny("group", groups=2, width=4, sparsity=0.5)
+    model, history, info = fit_candidate(spec, data, epochs=2, batch_size=4, seed=0)
+    kernels = [w.numpy() for w in model.weights if w.name.endswith(("/kernel:0", "/depthwise_kernel:0"))]
+    zeros = sum(int((k == 0).sum()) for k in kernels) / sum(k.size for k in kernels)
+    assert zeros == pytest.approx(0.5, abs=0.02) and info["sparsity"] == pytest.approx(zeros)
+    assert not any("prune" in type(layer).__name__.lower() for layer in model.layers)  # stripped
+    assert info["xnnpack_policy"] is False and "size only" in info["xnnpack_policy_reason"]
+    probabilities = predict_tflite(to_tflite(model), data.val_images[:2])
+    np.testing.assert_allclose(probabilities, predict_keras(model, data.val_images[:2]), atol=1e-4)
+
+
+def test_qat_of_every_block_kind_converts_to_full_integer_tflite(data):
+    """One spec with every block kind, a dilation, grouped stages (trained masked) and int8 QAT."""
+    stage = StageSpec
+    spec = CandidateSpec(
+        encoder=(stage("standard", dilation=2), stage("fire"), stage("depthwise")),
+        bottleneck=stage("shuffle", groups=2),
+        decoder=(stage("group", groups=2), stage("depthwise", dilation=2), stage("fire")),
+        base_width=8, input_size=32, quant=QuantSpec("int8-qat", calibration_images=8, io_type="int8"),
+    )
+    model, history, info = fit_candidate(spec, data, epochs=2, batch_size=8, seed=0)
+    assert info["qat"] is True and info["qat_epochs"] == 1 and info["qat_unannotated"] == []
+    assert info["training_form"] == "masked" and info["transfer_max_diff"] < 0.05
+    assert history.epochs == 2
+    model_bytes = to_tflite(model, spec.quant, data.train_images)
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model_bytes)
+    interpreter.allocate_tensors()
+    dtypes = {np.dtype(tensor["dtype"]).name for tensor in interpreter.get_tensor_details()}
+    assert dtypes <= {"int8", "int32"}, dtypes  # no float tensor anywhere: full integer
+    tflite, keras = evaluate_tflite(model_bytes, data), evaluate_keras(model, data)
+    assert tflite["dice"] == pytest.approx(keras["dice"], abs=0.05)
