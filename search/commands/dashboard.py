@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
+from search.commands.options import add_study_options
+
 
 
 def register(subparsers) -> None:
@@ -12,8 +13,7 @@ def register(subparsers) -> None:
         description="Serve a read-only web page with the study's Pareto fronts, trials and models. "
         "It works offline and refreshes while a search runs.",
     )
-    parser.add_argument("--study", help="study to open first (default: the most recently active)")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    add_study_options(parser, "study to open first")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; the page has no login)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")

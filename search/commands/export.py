@@ -11,13 +11,12 @@ and the final ones ("final"). That Dice is on images the model saw in training: 
 
 import json
 
-DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL (not imported: keeps --help fast)
+from search.commands.options import add_study_options
 
 
 def register(subparsers):
     parser = subparsers.add_parser("export", help="export a trial's .tflite and its JSON sidecar", description=__doc__)
-    parser.add_argument("--study", metavar="NAME", help="study name (default: the most recent one in the storage)")
-    parser.add_argument("--storage", metavar="URL", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    add_study_options(parser, "study to export from")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--trial", type=int, metavar="N", help="the trial number to export")
     which.add_argument("--pick", metavar="RULE", help='knee | max-dice | min-latency | min-size | e.g. "dice>=0.8,min:latency"')

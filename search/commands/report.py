@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
+from search.commands.options import add_study_options
 
 
 def register(subparsers) -> None:
@@ -14,8 +14,7 @@ def register(subparsers) -> None:
         description="Write one HTML file with the study's Pareto figures and front table; plotly.js is "
         "inlined, so it opens in a browser without a server or network access.",
     )
-    parser.add_argument("--study", help="study to report (default: the most recently active)")
-    parser.add_argument("--storage", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    add_study_options(parser, "study to report")
     parser.add_argument("-o", "--output", default="report.html", help="HTML file to write (default report.html)")
     parser.set_defaults(run=run)
 

@@ -27,7 +27,7 @@ def budget(text: str) -> int:
 def _add_options(parser):
     parser.add_argument("--budget", type=budget, help="trials in the study, across all workers (default 50)")
     parser.add_argument("--study", help="study name (default: search-<today's date>)")
-    parser.add_argument("--storage", help="SQLAlchemy URL (default sqlite:///studies.db; postgresql://... for many machines)")
+    parser.add_argument("--storage", metavar="URL", help="SQLAlchemy URL (default sqlite:///studies.db; postgresql://... for many machines)")
     parser.add_argument("--config", help="TOML file with the same keys as these options")
     data = parser.add_argument_group("data and training")
     data.add_argument("--data", help="'synthetic' (built in, the default) or a folder with images/ and masks/")

@@ -1,12 +1,12 @@
 """``search status``: trials by state, the Pareto front as a table, hypervolume, time spent and overhead."""
 
-DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL (not imported: keeps --help fast)
+from search.commands.options import add_study_options
+
 
 
 def register(subparsers):
     parser = subparsers.add_parser("status", help="show a study: trials, Pareto front, hypervolume, time", description=__doc__)
-    parser.add_argument("--study", metavar="NAME", help="study name (default: the most recent one in the storage)")
-    parser.add_argument("--storage", metavar="URL", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    add_study_options(parser, "study to show")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
 

@@ -1,11 +1,12 @@
 """``search studies``: the studies in a storage with their trial counts."""
 
-DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL (not imported: keeps --help fast)
+from search.commands.options import add_storage_option
+
 
 
 def register(subparsers):
     parser = subparsers.add_parser("studies", help="list the studies in a storage", description=__doc__)
-    parser.add_argument("--storage", metavar="URL", default=DEFAULT_STORAGE, help=f"database URL (default {DEFAULT_STORAGE})")
+    add_storage_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
 
