@@ -26,11 +26,11 @@ class SearchConfig:
     study: str | None = None
     storage: str = "sqlite:///studies.db"
     data: str = "synthetic"
-    image_size: int = 64
+    image_size: int = 48
     channels: int = 3
-    synthetic_count: int = 320
+    synthetic_count: int = 256
     data_limit: int | None = None
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 16
     devices: tuple[str, ...] = ()
     device_token: str | None = None

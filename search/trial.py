@@ -82,7 +82,7 @@ def evaluate(trial, context: TrialContext, front_histories=lambda: []) -> list[f
         _record_costs(trial, spec, model)
         with clock.phase("convert"):
             tflite = to_tflite(model, spec.quant, context.calibration)
-        figures = _accuracy(trial, model, tflite, context, clock)
+        figures = _accuracy(trial, history, tflite, context, clock)
         latency = _measure(trial, tflite, context, clock)
         _store(trial, tflite, latency, figures, context, clock)
         values = {"dice": figures["dice"], "latency_ms": latency["median_ms"], "size_kb": len(tflite) / 1024}
@@ -175,15 +175,16 @@ def _hopeless(epoch: int, val_dice: float, fronts: list[list[float]], epochs: in
     return epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
 
 
-def _accuracy(trial, model, tflite, context, clock) -> dict:
-    from evaluators.accuracy import evaluate_keras, evaluate_tflite
+def _accuracy(trial, history, tflite, context, clock) -> dict:
+    """Dice and IoU of the converted model; the float Dice is the Keras model's after the last
+    epoch (the training already measured it on the same validation images)."""
+    from evaluators.accuracy import evaluate_tflite
 
     with clock.phase("evaluate"):
         figures = evaluate_tflite(tflite, context.data)
-        float_dice = evaluate_keras(model, context.data)["dice"]
     if not math.isfinite(figures["dice"]):
         raise RuntimeError("the converted model's Dice is not a number")
-    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=float(float_dice))
+    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=float(history.val_dice[-1]))
     return figures
 
 
