@@ -29,7 +29,9 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--data-limit", type=int)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--latency-clock", default="cpu", choices=("wall", "cpu"),
+                        help="cpu (default here): one thread's CPU time, steady while other work shares the machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = parser.parse_args(argv)
@@ -49,7 +51,8 @@ def search(args):
     config = SearchConfig(
         budget=args.budget + len(PRESETS), study=name, storage=f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}",
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
-        data_limit=args.data_limit, threads=args.threads, seed=args.seed, enqueue_presets=True,
+        data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,
+        enqueue_presets=True,
     )
     return run_search(config, set(), Reporter("bar"))
 

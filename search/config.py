@@ -35,6 +35,7 @@ class SearchConfig:
     devices: tuple[str, ...] = ()
     device_token: str | None = None
     threads: int = 4
+    latency_clock: str = "wall"
     objectives: tuple[str, ...] = ("dice", "latency_ms", "size_kb")
     max_latency_ms: float | None = None
     max_size_kb: float | None = None
@@ -62,6 +63,10 @@ class SearchConfig:
             raise ValueError("epochs, batch_size and threads: must be at least 1")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler: unknown {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.latency_clock not in ("wall", "cpu"):
+            raise ValueError(f"latency-clock: choose wall or cpu, not {self.latency_clock!r}")
+        if self.latency_clock == "cpu" and self.threads != 1:
+            raise ValueError("latency-clock: cpu times one LiteRT thread; add --threads 1")
         if self.channels not in (1, 3):
             raise ValueError(f"channels: choose 1 or 3, got {self.channels}")
         objectives = tuple(_objective(name) for name in self.objectives)

@@ -91,15 +91,15 @@ def _context(config, data_path: str):
     arrays = np.load(data_path)
     data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
     device = open_devices(list(config.devices), config.device_token, config.threads)
-    return TrialContext(config, data, device, ResultStore(config.storage), search_protocol(config.threads))
+    return TrialContext(config, data, device, ResultStore(config.storage), search_protocol(config.threads, config.latency_clock))
 
 
-def search_protocol(threads: int):
+def search_protocol(threads: int, clock: str = "wall"):
     """The latency protocol of a search: the defaults (10 warm-up, at least 50 timed runs), with
     half a second of timing at least instead of one, since every trial is timed."""
     from evaluators.runtime import Protocol
 
-    return Protocol(threads=threads, min_seconds=0.5)
+    return Protocol(threads=threads, min_seconds=0.5, clock=clock)
 
 
 def _limit_threads(workers: int) -> None:

@@ -41,6 +41,8 @@ def _add_options(parser):
                         help="a Pi agent, http://HOST:8765 (repeat for a pool of identical boards; default: this machine)")
     device.add_argument("--device-token", help="the agents' token (or set NAS_LITE_DEVICE_TOKEN)")
     device.add_argument("--threads", type=positive_int, help="LiteRT threads (default 4, as on a Pi 4)")
+    device.add_argument("--latency-clock", choices=("wall", "cpu"),
+                        help="wall (default) or cpu: CPU time of one LiteRT thread (--threads 1), steadier on a shared machine")
     goal = parser.add_argument_group("objectives and constraints")
     goal.add_argument("--objectives", type=csv_of(str), metavar="O,O", help="two or three of dice, latency, size (default all three)")
     goal.add_argument("--max-latency-ms", type=float, help="reject slower candidates before training")
@@ -60,7 +62,7 @@ def _add_options(parser):
 
 OPTION_KEYS = (
     "budget", "study", "storage", "data", "image_size", "channels", "data_limit", "epochs", "batch_size", "devices",
-    "device_token", "threads", "objectives", "max_latency_ms", "max_size_kb", "min_dice", "block_kinds", "quant_modes",
+    "device_token", "threads", "latency_clock", "objectives", "max_latency_ms", "max_size_kb", "min_dice", "block_kinds", "quant_modes",
     "depths", "widths", "groups", "dilations", "sparsities", "search_input_size", "sampler", "seed", "workers",
     "timeout", "enqueue_presets",
 )
