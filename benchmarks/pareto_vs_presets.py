@@ -97,15 +97,10 @@ def report(study, args, seconds: float) -> None:
         "knee": chosen.number if chosen else None, "hypervolume": {"searched": without, "with_presets": with_presets},
         "reference": reference, "seconds": seconds,
     }, indent=2))
-    _plot(study, args.out / "pareto_vs_presets.html")
+    from studies.report import write_report
 
-
-def _plot(study, path: Path) -> None:
-    try:
-        from studies.report import write_report
-    except ImportError:
-        return
-    write_report(study, path)
+    write_report(f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}", args.out / "pareto_vs_presets.html",
+                 study.study_name)
 
 
 if __name__ == "__main__":
