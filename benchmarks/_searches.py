@@ -1,0 +1,55 @@
+"""What the sampler benchmarks share: small real searches, one SQLite file, hypervolume tables."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+OUT = Path(__file__).parent / "out"
+STORAGE = f"sqlite:///{(OUT / 'samplers.db').resolve()}"
+# Small settings on the built-in data; one LiteRT thread timed by CPU clock, so that timings stay
+# comparable while other work shares this 2-core machine.
+SMALL = dict(data="synthetic", data_limit=160, image_size=32, epochs=3, batch_size=16, threads=1,
+             latency_clock="cpu", widths=(4, 8, 12, 16))
+
+
+def run(sampler: str, seed: int, budget: int) -> str:
+    """Run (or finish) one search; returns its study name."""
+    from search.config import SearchConfig
+    from search.loop import run_search
+    from search.progress import Reporter
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    name = f"{sampler}-seed{seed}-budget{budget}"
+    print(f"== {name}", file=sys.stderr)
+    run_search(SearchConfig(budget=budget, study=name, storage=STORAGE, sampler=sampler, seed=seed, **SMALL),
+               set(), Reporter("bar"))
+    return name
+
+
+def points_of(name: str):
+    import optuna
+
+    from studies.pareto import study_points
+    from studies.storage import open_storage
+
+    return study_points(optuna.load_study(study_name=name, storage=open_storage(STORAGE)))
+
+
+def hypervolume_table(volumes: dict[str, list[float]]) -> tuple[list[str], dict]:
+    """Markdown rows and a JSON-friendly summary: each sampler's hypervolumes, mean and std."""
+    rows = ["| sampler | hypervolume per seed | mean | std |", "| --- | --- | --- | --- |"]
+    summary = {}
+    for sampler, values in volumes.items():
+        mean = statistics.mean(values)
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        summary[sampler] = {"hypervolumes": values, "mean": mean, "std": std}
+        rows.append(f"| {sampler} | {', '.join(f'{v:.4f}' for v in values)} | {mean:.4f} | {std:.4f} |")
+    return rows, summary
+
+
+def settings() -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in SMALL.items()}
