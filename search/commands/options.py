@@ -4,6 +4,19 @@ from __future__ import annotations
 
 import argparse
 
+DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL, not imported: keeps --help fast
+
+
+def add_storage_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", metavar="URL", default=DEFAULT_STORAGE,
+                        help=f"database URL (default {DEFAULT_STORAGE}; postgresql://USER:PW@HOST/DB)")
+
+
+def add_study_options(parser: argparse.ArgumentParser, what: str = "study") -> None:
+    """``--study`` (default: the study with the most recent trial) and ``--storage``."""
+    parser.add_argument("--study", metavar="NAME", help=f"{what} (default: the most recently active study)")
+    add_storage_option(parser)
+
 
 def csv_of(kind=str):
     """``a,b,c`` -> tuple, each converted by ``kind``; a clear message for a bad item."""

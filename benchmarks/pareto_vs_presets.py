@@ -1,0 +1,109 @@
+"""Does a search find models that dominate the hand-designed variants?
+
+    python benchmarks/pareto_vs_presets.py --data ../shared/datasets/dsb2018_nuclei \\
+        [--budget 50] [--image-size 128] [--epochs 5] [--data-limit N]
+
+One fresh study: the 14 presets (7 float, 7 int8) are enqueued first, then ``--budget`` searched
+trials, all with the same data, training budget and latency protocol. Prints a markdown table:
+each preset's Dice (TFLite), latency and size and the searched front member that dominates it
+(or "not dominated"); the knee model; the hypervolume of the front with and without the presets;
+the wall time. Writes the figures as JSON and the Pareto plot as HTML under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--data-limit", type=int)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    study = search(args)
+    report(study, args, time.time() - started)
+
+
+def search(args):
+    from search.config import SearchConfig
+    from search.loop import run_search
+    from search.progress import Reporter
+    from space.presets import PRESETS
+
+    name = f"presets-vs-search-{Path(args.data).name}-{args.image_size}-b{args.budget}-e{args.epochs}-s{args.seed}"
+    config = SearchConfig(
+        budget=args.budget + len(PRESETS), study=name, storage=f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}",
+        data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
+        data_limit=args.data_limit, threads=args.threads, seed=args.seed, enqueue_presets=True,
+    )
+    return run_search(config, set(), Reporter("bar"))
+
+
+def report(study, args, seconds: float) -> None:
+    from studies.pareto import dominates, front, hypervolume, knee, study_points
+
+    metrics = ("dice", "latency_ms", "size_kb")
+    points = study_points(study)
+    presets = [p for p in points if p.preset and p.complete]
+    searched = [p for p in points if not p.preset]
+    searched_front = front(searched, metrics)
+    reference = {"dice": 0.0, "latency_ms": 1.1 * max(p.values["latency_ms"] for p in presets),
+                 "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
+    rows = ["| preset | Dice (TFLite) | latency ms | size KB | dominated by |", "| --- | --- | --- | --- | --- |"]
+    results = []
+    for preset in sorted(presets, key=lambda p: p.number):
+        better = [p for p in searched_front if dominates(p, preset, metrics)]
+        best = max(better, key=lambda p: p.values["dice"], default=None)
+        by = f"#{best.number} {best.summary} (Dice {best.values['dice']:.3f}, {best.values['latency_ms']:.2f} ms, {best.values['size_kb']:.0f} KB)" if best else "not dominated"
+        rows.append(f"| {preset.preset} | {preset.values['dice']:.3f} | {preset.values['latency_ms']:.2f} | {preset.values['size_kb']:.0f} | {by} |")
+        results.append({"preset": preset.preset, **preset.values, "dominated_by": best.number if best else None})
+    chosen = knee(searched_front, metrics) if searched_front else None
+    with_presets = hypervolume(points, metrics, reference)
+    without = hypervolume(searched, metrics, reference)
+    unet = next(p for p in presets if p.preset == "unet")
+    close = [p for p in searched_front if p.values["dice"] >= unet.values["dice"] - 0.01 and p.values["latency_ms"] <= unet.values["latency_ms"] / 5]
+    lines = rows + [
+        "",
+        f"knee: #{chosen.number} {chosen.summary} (Dice {chosen.values['dice']:.3f}, {chosen.values['latency_ms']:.2f} ms, {chosen.values['size_kb']:.0f} KB)" if chosen else "knee: none",
+        f"hypervolume (reference {reference}): searched front {without:.4f}, with the presets {with_presets:.4f}",
+        f"float presets dominated: {sum(r['dominated_by'] is not None for r in results if not r['preset'].endswith('-int8'))} of 7; "
+        f"unet-int8 dominated: {any(r['dominated_by'] is not None for r in results if r['preset'] == 'unet-int8')}",
+        f"within 0.01 Dice of unet ({unet.values['dice']:.3f}) at <= 1/5 of its latency ({unet.values['latency_ms'] / 5:.2f} ms): "
+        + (", ".join(f"#{p.number} (Dice {p.values['dice']:.3f}, {p.values['latency_ms']:.2f} ms)" for p in close) or "none"),
+        f"wall time {seconds / 60:.1f} min",
+    ]
+    print("\n".join(lines))
+    (args.out / "pareto_vs_presets.json").write_text(json.dumps({
+        "study": study.study_name, "args": {k: str(v) for k, v in vars(args).items()}, "presets": results,
+        "front": [{"number": p.number, "summary": p.summary, **p.values} for p in searched_front],
+        "knee": chosen.number if chosen else None, "hypervolume": {"searched": without, "with_presets": with_presets},
+        "reference": reference, "seconds": seconds,
+    }, indent=2))
+    _plot(study, args.out / "pareto_vs_presets.html")
+
+
+def _plot(study, path: Path) -> None:
+    try:
+        from studies.report import write_report
+    except ImportError:
+        return
+    write_report(study, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The Pi agent: a small HTTP service that times TFLite models on the board it runs on.
+
+    python -m evaluators.agent serve --host 0.0.0.0 --port 8765 --token T
+    python -m evaluators.agent info
+    python -m evaluators.agent measure [--protocol JSON] [--cpus 0,1] < model.tflite
+
+Imports only the standard library, numpy, LiteRT and :mod:`evaluators.runtime`: on the board only
+Python, numpy and ``ai-edge-litert`` (or ``tflite-runtime``) are installed. Copy
+``evaluators/__init__.py``, ``evaluators/runtime.py`` and this file to run it.
+
+Endpoints (every request carries ``Authorization: Bearer <token>``):
+
+- ``GET /info``: board model, CPU, cores, memory, runtime, temperature, throttling, ...
+- ``POST /benchmark``: the body is the ``.tflite`` model; the protocol is JSON in the
+  ``X-Protocol`` header or the ``protocol`` query parameter (fields of
+  :class:`evaluators.runtime.Protocol`, all optional). Answers the statistics of
+  :func:`evaluators.runtime.benchmark` as JSON.
+
+Errors are JSON ``{"error": "..."}``: 400 malformed request or bad model, 401 wrong token, 404,
+409 busy with another benchmark, 411 no Content-Length, 413 body too large, 500.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import ipaddress
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from evaluators import runtime
+
+TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
+DEFAULT_MAX_BODY_MB = 64
+CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76"}
+
+
+# -- what the board is ---------------------------------------------------------------------------
+def device_info() -> dict:
+    """Board, CPU, memory, runtime and thermal state of this machine."""
+    return {
+        "hostname": socket.gethostname(),
+        "board": _board_model(),
+        "cpu": _cpu_name(),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "memory_bytes": _memory_bytes(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "runtime": {"name": runtime.RUNTIME_NAME, "version": runtime.RUNTIME_VERSION},
+        "temperature_c": temperatures(),
+        "throttled": throttled(),
+    }
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
+def _board_model() -> str | None:
+    return _read("/proc/device-tree/model") or _read("/sys/firmware/devicetree/base/model")
+
+
+def _cpu_name() -> str:
+    fields = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "model name" in fields:
+        return fields["model name"]
+    if "CPU part" in fields:  # ARM boards list a part number instead of a name
+        return CPU_PARTS.get(fields["CPU part"], f"ARM part {fields['CPU part']}")
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int | None:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def temperatures() -> dict[str, float]:
+    """``zone type -> degrees Celsius`` from /sys/class/thermal (empty where the board has none)."""
+    readings = {}
+    for zone in sorted(Path("/sys/class/thermal").glob("thermal_zone*")):
+        value = _read(str(zone / "temp"))
+        if value and value.lstrip("-").isdigit():
+            readings[_read(str(zone / "type")) or zone.name] = int(value) / 1000
+    return readings
+
+
+def throttled() -> str | None:
+    """``vcgencmd get_throttled`` (for example ``0x0``: never throttled), where the board has it."""
+    if shutil.which("vcgencmd") is None:
+        return None
+    try:
+        result = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip().partition("=")[2] or None
+
+
+# -- the HTTP service ------------------------------------------------------------------------------
+class AgentServer(ThreadingHTTPServer):
+    """Serves /info and /benchmark; ``busy`` admits one benchmark at a time."""
+
+    daemon_threads = True
+
+    def __init__(self, address, token: str | None, max_body_bytes: int):
+        super().__init__(address, AgentHandler)
+        self.token = token
+        self.max_body_bytes = max_body_bytes
+        self.busy = threading.Lock()
+
+
+class AgentHandler(BaseHTTPRequestHandler):
+    server: AgentServer
+    timeout = 120  # seconds a client may take to send its request; a stalled upload frees the agent
+    server_version = "nas-lite-agent"
+
+    def do_GET(self):
+        if self._authorized():
+            if self._path() == "/info":
+                self._send(HTTPStatus.OK, {**device_info(), "max_body_bytes": self.server.max_body_bytes, "busy": self.server.busy.locked()})
+            else:
+                self._send_error(HTTPStatus.NOT_FOUND, f"no such endpoint {self._path()!r}; use GET /info or POST /benchmark")
+
+    def do_POST(self):
+        if not self._authorized():
+            return
+        if self._path() != "/benchmark":
+            return self._send_error(HTTPStatus.NOT_FOUND, f"no such endpoint {self._path()!r}; use POST /benchmark")
+        try:
+            length = self._content_length()
+            protocol = self._protocol()
+        except ValueError as error:
+            return self._send_error(HTTPStatus.BAD_REQUEST, str(error))
+        if length is None:
+            return self._send_error(HTTPStatus.LENGTH_REQUIRED, "send the model with a Content-Length header")
+        if length > self.server.max_body_bytes:
+            return self._send_error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"model is {length} bytes; this agent accepts at most {self.server.max_body_bytes} (see --max-body-mb)",
+            )
+        if not self.server.busy.acquire(blocking=False):
+            return self._send_error(HTTPStatus.CONFLICT, "busy with another benchmark; try again later")
+        try:
+            self._benchmark(length, protocol)
+        finally:
+            self.server.busy.release()
+
+    def _benchmark(self, length: int, protocol: runtime.Protocol):
+        model = self.rfile.read(length)
+        if len(model) != length:
+            return self._send_error(HTTPStatus.BAD_REQUEST, f"body ended after {len(model)} of {length} bytes")
+        try:
+            result = runtime.benchmark(model, protocol)
+        except ValueError as error:
+            return self._send_error(HTTPStatus.BAD_REQUEST, str(error))
+        except Exception as error:  # noqa: BLE001 - the agent answers and keeps serving
+            return self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"benchmark failed: {error}")
+        finally:
+            del model  # nothing is kept after the response
+        result["device"] = {"hostname": socket.gethostname(), "temperature_c": temperatures(), "throttled": throttled()}
+        self._send(HTTPStatus.OK, result)
+
+    def _authorized(self) -> bool:
+        if self.server.token is None:
+            return True
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.server.token.encode()):
+            return True
+        self._send_error(HTTPStatus.UNAUTHORIZED, "missing or wrong token; send 'Authorization: Bearer <token>'")
+        return False
+
+    def _path(self) -> str:
+        return urllib.parse.urlsplit(self.path).path.rstrip("/") or "/"
+
+    def _content_length(self) -> int | None:
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return None
+        if not text.strip().isdigit():
+            raise ValueError(f"Content-Length: not a byte count: {text!r}")
+        return int(text)
+
+    def _protocol(self) -> runtime.Protocol:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        text = self.headers.get("X-Protocol") or (query.get("protocol") or ["{}"])[0]
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"protocol: not JSON: {error}") from None
+        try:
+            return runtime.Protocol.from_dict(data)
+        except TypeError as error:
+            raise ValueError(f"protocol: {error}") from None
+
+    def _send_error(self, status: HTTPStatus, message: str):
+        self.close_connection = True  # an unread body must not be taken for the next request
+        self._send(status, {"error": message})
+
+    def _send(self, status: HTTPStatus, payload: dict):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - the signature of the base class
+        sys.stderr.write(f"nas-lite agent: {self.address_string()} {format % args}\n")
+
+
+def make_server(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> AgentServer:
+    """A bound, not yet serving agent. Refuses a non-loopback address without a token."""
+    if not token and not _is_loopback(host):
+        raise ValueError(f"--token: required when listening on {host}, which other machines can reach; or use --host 127.0.0.1")
+    if max_body_mb <= 0:
+        raise ValueError(f"--max-body-mb: must be positive, got {max_body_mb}")
+    try:
+        return AgentServer((host, port), token or None, int(max_body_mb * 1024 * 1024))
+    except OSError as error:
+        raise ValueError(f"--host/--port: cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> None:
+    """Serve until interrupted. Prints one line with the address (the real port when ``port`` is 0)."""
+    server = make_server(host, port, token, max_body_mb)
+    bound_host, bound_port = server.server_address[:2]
+    print(f"nas-lite agent serving on http://{bound_host}:{bound_port} ({runtime.RUNTIME_NAME} {runtime.RUNTIME_VERSION})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# -- one measurement in this process (LocalDevice runs it as a child process) --------------------
+def measure(model_bytes: bytes, protocol: runtime.Protocol, cpus: list[int] | None = None) -> dict:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    return runtime.benchmark(model_bytes, protocol)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evaluators.agent", description="nas-lite's Pi agent: times TFLite models on this board.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="serve /info and /benchmark over HTTP")
+    _add_serve_arguments(serve_parser)
+    commands.add_parser("info", help="print this board's description as JSON")
+    measure_parser = commands.add_parser("measure", help="time the model read from stdin, print JSON")
+    measure_parser.add_argument("--protocol", default="{}", help="JSON with fields of the protocol")
+    measure_parser.add_argument("--cpus", default="", help="comma-separated CPUs to pin the measurement to")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            serve(args.host, args.port, args.token, args.max_body_mb)
+        elif args.command == "info":
+            print(json.dumps(device_info()))
+        else:
+            protocol = runtime.Protocol.from_dict(json.loads(args.protocol))
+            cpus = [int(cpu) for cpu in args.cpus.split(",") if cpu.strip()]
+            print(json.dumps(measure(sys.stdin.buffer.read(), protocol, cpus)))
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``serve`` (``search agent serve`` mirrors them)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface; needs --token)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0: any free port, printed at start)")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"the token clients must send (default: ${TOKEN_ENV})")
+    parser.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, help="largest model accepted, in MiB (default %(default)s)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

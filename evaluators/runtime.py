@@ -1,0 +1,269 @@
+"""Time a TFLite model with LiteRT: a measuring protocol, not a timer call.
+
+Imports only the standard library, numpy and LiteRT (``ai_edge_litert``, or ``tflite_runtime``
+on boards that have only that), because this module runs on the Pi inside the agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import time
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+try:
+    from ai_edge_litert import __version__ as RUNTIME_VERSION
+    from ai_edge_litert.interpreter import Interpreter
+
+    RUNTIME_NAME = "ai-edge-litert"
+except ImportError:  # a board with the older standalone runtime
+    from tflite_runtime import __version__ as RUNTIME_VERSION
+    from tflite_runtime.interpreter import Interpreter
+
+    RUNTIME_NAME = "tflite-runtime"
+
+CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
+DELEGATE_NODE = "DELEGATE"  # what a node replaced by the (XNNPACK) delegate is called in the execution plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How one model is timed.
+
+    ``warmup`` untimed runs, then at least ``runs`` timed runs and at least ``min_seconds`` of
+    timing, on ``threads`` threads with XNNPACK on. When the coefficient of variation of an attempt
+    is above ``max_cv`` the model is measured again, up to ``max_attempts`` times; the steadiest
+    attempt is kept.
+
+    ``clock="wall"`` times what a user waits for. ``clock="cpu"`` times the CPU time of the
+    invoking thread instead (``threads=1`` only): on a machine shared with training or other
+    jobs it leaves out the time the scheduler gives to others.
+    """
+
+    warmup: int = 10
+    runs: int = 50
+    min_seconds: float = 1.0
+    threads: int = 4
+    max_cv: float = 0.05
+    max_attempts: int = 3
+    clock: str = "wall"
+
+    def __post_init__(self):
+        if not isinstance(self.clock, str) or self.clock not in CLOCKS:
+            raise ValueError(f"protocol.clock: {self.clock!r} is not a clock; choose one of {', '.join(CLOCKS)}")
+        if self.clock == "cpu" and self.threads != 1:
+            raise ValueError(f"protocol.clock: 'cpu' times one thread; use threads=1, not {self.threads}")
+        _check_range("warmup", self.warmup, int, 0, 10_000)
+        _check_range("runs", self.runs, int, 1, 100_000)
+        _check_range("min_seconds", self.min_seconds, (int, float), 0, 600)
+        _check_range("threads", self.threads, int, 1, 256)
+        _check_range("max_cv", self.max_cv, (int, float), 0, 10)
+        _check_range("max_attempts", self.max_attempts, int, 1, 20)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Protocol":
+        if not isinstance(data, dict):
+            raise ValueError(f"protocol: expected a JSON object, got {type(data).__name__}")
+        names = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise ValueError(f"protocol: unknown fields {unknown}; valid fields are {', '.join(names)}")
+        return cls(**data)
+
+
+def _check_range(name, value, types, low, high):
+    if isinstance(value, bool) or not isinstance(value, types) or not low <= value <= high:
+        raise ValueError(f"protocol.{name}: must be a number from {low} to {high}, got {value!r}")
+
+
+def benchmark(model_bytes: bytes, protocol: Protocol = Protocol()) -> dict[str, Any]:
+    """Time ``model_bytes`` with ``protocol`` in this process.
+
+    Returns median/p10/p90/mean/std in ms, ``cv`` (std / mean), ``samples_ms``, ``runs``,
+    ``attempts`` and ``attempt_cvs``, ``threads``, ``protocol``, ``runtime`` (name, version),
+    ``delegate`` (partitions and op counts inside and outside XNNPACK), ``peak_activation_bytes``,
+    ``model_bytes`` and ``input`` (shape, dtype). A model LiteRT cannot load or run raises
+    ValueError with LiteRT's message.
+    """
+    interpreter = _load(model_bytes, protocol.threads)
+    input_detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(input_detail["index"], example_input(input_detail))
+    attempts = []
+    for _ in range(protocol.max_attempts):
+        samples = _time_invocations(interpreter, protocol)
+        attempts.append(samples)
+        if _cv(samples) <= protocol.max_cv:
+            break
+    steadiest = min(attempts, key=_cv)
+    return {
+        **latency_statistics(steadiest),
+        "samples_ms": [round(float(s), 5) for s in steadiest],
+        "attempts": len(attempts),
+        "attempt_cvs": [round(_cv(a), 5) for a in attempts],
+        "threads": protocol.threads,
+        "protocol": protocol.to_dict(),
+        "runtime": {"name": RUNTIME_NAME, "version": RUNTIME_VERSION},
+        "delegate": delegated_ops(interpreter),
+        "peak_activation_bytes": _peak_activation_bytes(interpreter),
+        "model_bytes": len(model_bytes),
+        "input": {"shape": [int(n) for n in input_detail["shape"]], "dtype": np.dtype(input_detail["dtype"]).name},
+    }
+
+
+def latency_statistics(samples_ms) -> dict[str, float]:
+    """median/p10/p90/mean/std in ms and the coefficient of variation of timing samples."""
+    samples = np.asarray(samples_ms, dtype=np.float64)
+    p10, median, p90 = np.percentile(samples, [10, 50, 90])
+    return {
+        "median_ms": round(float(median), 5),
+        "p10_ms": round(float(p10), 5),
+        "p90_ms": round(float(p90), 5),
+        "mean_ms": round(float(samples.mean()), 5),
+        "std_ms": round(float(samples.std()), 5),
+        "cv": round(_cv(samples), 5),
+        "runs": int(samples.size),
+    }
+
+
+def _cv(samples) -> float:
+    samples = np.asarray(samples, dtype=np.float64)
+    return float(samples.std() / samples.mean()) if samples.mean() > 0 else 0.0
+
+
+def _load(model_bytes: bytes, threads: int):
+    """An interpreter with XNNPACK applied and tensors allocated, or ValueError with LiteRT's message."""
+    if not model_bytes:
+        raise ValueError("model: empty; send the bytes of a .tflite file")
+    try:
+        interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
+        interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
+        details = interpreter.get_input_details()
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"model: LiteRT cannot load it: {_one_line(error)}") from None
+    if len(details) != 1:
+        raise ValueError(f"model: expected one input tensor, found {len(details)}")
+    return interpreter
+
+
+def _time_invocations(interpreter, protocol: Protocol) -> np.ndarray:
+    """Warm up, then time single invocations until both ``runs`` and ``min_seconds`` are reached."""
+    try:
+        for _ in range(protocol.warmup):
+            interpreter.invoke()
+        clock, samples, started = CLOCKS[protocol.clock], [], time.perf_counter()
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # a collection in the middle of a timed run is noise, not the model
+        try:
+            while len(samples) < protocol.runs or time.perf_counter() - started < protocol.min_seconds:
+                before = clock()
+                interpreter.invoke()
+                samples.append(clock() - before)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+    except RuntimeError as error:
+        raise ValueError(f"model: LiteRT cannot run it: {_one_line(error)}") from None
+    return np.asarray(samples, dtype=np.float64) / 1e6
+
+
+def _one_line(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
+
+
+def example_input(detail: dict, images: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """An input for the tensor ``detail``: ``images`` (float, [0, 1]) or seeded noise.
+
+    Integer inputs are quantized with the tensor's own scale and zero point.
+    """
+    shape, dtype = tuple(detail["shape"]), np.dtype(detail["dtype"])
+    if images is None:
+        images = np.random.default_rng(seed).random(shape, dtype=np.float32)
+    images = np.asarray(images, dtype=np.float32).reshape(shape)
+    if dtype.kind == "f":
+        return images.astype(dtype)
+    scale, zero_point = detail["quantization"]
+    if not scale:
+        raise ValueError(f"model: integer input {dtype.name} has no quantization scale")
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(images / scale + zero_point), limits.min, limits.max).astype(dtype)
+
+
+def delegated_ops(interpreter) -> dict[str, Any]:
+    """Which ops of the model run inside the delegate and which are left to LiteRT's own kernels.
+
+    After delegation the node list holds the model's ops followed by one DELEGATE node per
+    partition. A partition's ops are found by walking back from its outputs to its inputs.
+    """
+    nodes = interpreter._get_ops_details()
+    ops = [node for node in nodes if node["op_name"] != DELEGATE_NODE]
+    partitions = [node for node in nodes if node["op_name"] == DELEGATE_NODE]
+    producer = {int(t): op for op in ops for t in op["outputs"]}
+    inside: set[int] = set()
+    for partition in partitions:
+        boundary = {int(t) for t in partition["inputs"]}
+        pending = [int(t) for t in partition["outputs"]]
+        while pending:
+            op = producer.get(pending.pop())
+            if op is None or op["index"] in inside:
+                continue
+            inside.add(op["index"])
+            pending.extend(int(t) for t in op["inputs"] if t >= 0 and int(t) not in boundary)
+    return {
+        "partitions": len(partitions),
+        "inside": dict(Counter(op["op_name"] for op in ops if op["index"] in inside)),
+        "outside": dict(Counter(op["op_name"] for op in ops if op["index"] not in inside)),
+    }
+
+
+def peak_activation_bytes(model_bytes: bytes) -> int:
+    """The largest total size of non-constant tensors alive at once, in bytes.
+
+    Computed from the op execution order and tensor sizes (LiteRT's Python API does not report its
+    arena size). Scratch buffers of kernels and the delegate's own workspace are not included.
+    """
+    return _peak_activation_bytes(_load(model_bytes, threads=1))
+
+
+def _peak_activation_bytes(interpreter) -> int:
+    ops = [node for node in interpreter._get_ops_details() if node["op_name"] != DELEGATE_NODE]
+    lifetimes = _activation_lifetimes(interpreter, ops)
+    sizes = {tensor: _tensor_bytes(interpreter, tensor) for tensor in lifetimes}
+    return max(
+        (sum(sizes[t] for t, (first, last) in lifetimes.items() if first <= step <= last) for step in range(len(ops))),
+        default=sum(sizes.values()),
+    )
+
+
+def activation_bytes(model_bytes: bytes) -> int:
+    """The total size of all non-constant tensors: what memory would be without reuse."""
+    interpreter = _load(model_bytes, threads=1)
+    ops = [node for node in interpreter._get_ops_details() if node["op_name"] != DELEGATE_NODE]
+    return sum(_tensor_bytes(interpreter, tensor) for tensor in _activation_lifetimes(interpreter, ops))
+
+
+def _activation_lifetimes(interpreter, ops) -> dict[int, tuple[int, int]]:
+    """``tensor -> (first step, last step)`` for graph inputs, op outputs and graph outputs."""
+    first = {int(d["index"]): 0 for d in interpreter.get_input_details()}
+    last = dict(first)
+    for step, op in enumerate(ops):
+        for tensor in map(int, op["inputs"]):
+            if tensor in first:  # constants (weights) have no producer and are never counted
+                last[tensor] = step
+        for tensor in map(int, op["outputs"]):
+            first.setdefault(tensor, step)
+            last[tensor] = step
+    for detail in interpreter.get_output_details():
+        last[int(detail["index"])] = max(len(ops) - 1, 0)
+    return {tensor: (first[tensor], last[tensor]) for tensor in first}
+
+
+def _tensor_bytes(interpreter, tensor: int) -> int:
+    detail = interpreter._get_tensor_details(tensor, 0)
+    return int(np.prod(detail["shape"], dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize

@@ -1,0 +1,22 @@
+"""``search status``: trials by state, the Pareto front as a table, hypervolume, time spent and overhead."""
+
+from search.commands.options import add_study_options
+
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("status", help="show a study: trials, Pareto front, hypervolume, time", description=__doc__)
+    add_study_options(parser, "study to show")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    import json
+
+    from studies.status import format_status, study_status
+    from studies.storage import load_study
+
+    status = study_status(load_study(args.storage, args.study))
+    print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
+    return 0

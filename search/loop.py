@@ -1,0 +1,182 @@
+"""The search: one study, a budget of trials, worker processes that pop trials until it is spent.
+
+The budget is made concrete in the storage: the coordinator tops the study up with WAITING
+trials (enqueued presets first, then empty ones the sampler fills) until it holds ``budget``
+trials, under a storage-wide lock. Workers, on this machine or on others sharing a PostgreSQL
+storage, only ever pop WAITING trials, so the study ends with exactly the budget however many
+workers run. A worker killed mid-trial leaves a RUNNING trial whose heartbeat stops; the next
+worker to look fails it and Optuna's retry callback enqueues it again, in its place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from search.config import SearchConfig, merge_with_stored
+
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
+    """Create or continue the study, spend its budget with ``config.workers`` processes, report."""
+    import warnings
+
+    import optuna
+
+    from studies.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(config.storage)
+    config, exists = _settings(config, explicit, storage)
+    data = _load_data(config, reporter)  # bad data stops here, before a study is created
+    if not exists:
+        _create_study(config, storage)
+    study = optuna.load_study(study_name=config.study, storage=storage)
+    reporter.begin(study, config, data)
+    _top_up(study, config)
+    with tempfile.TemporaryDirectory(prefix="nas-lite-") as folder:
+        data_file = _save_data(data, Path(folder))
+        deadline = time.time() + config.timeout if config.timeout else None
+        workers = [_spawn_worker(config, data_file, index, Path(folder), deadline) for index in range(config.workers)]
+        _watch(study, workers, reporter)
+    reporter.end(study)
+    return study
+
+
+def _settings(config: SearchConfig, explicit: set[str], storage) -> tuple[SearchConfig, bool]:
+    """The configuration to run with, and whether the study exists already."""
+    import optuna
+
+    names = {summary.study_name: summary for summary in optuna.get_all_study_summaries(storage)}
+    if config.study not in names:
+        return config, False
+    stored = names[config.study].user_attrs.get("config")
+    if stored is None:
+        raise ValueError(f"--study {config.study}: this study was not made by nas-lite; choose another name")
+    return merge_with_stored(config, explicit, stored), True
+
+
+def _create_study(config: SearchConfig, storage) -> None:
+    import optuna
+
+    study = optuna.create_study(study_name=config.study, storage=storage, directions=config.directions, load_if_exists=True)
+    if "config" in study.user_attrs:
+        return  # another process created it a moment ago
+    study.set_metric_names(list(config.objectives))
+    study.set_user_attr("config", config.to_dict())
+    study.set_user_attr("constraints", config.constraints)
+
+
+def _load_data(config: SearchConfig, reporter):
+    from evaluators.data import load_dataset
+
+    data = load_dataset(
+        config.data, config.image_size, config.channels, seed=config.seed,
+        synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
+    )
+    for note in data.warnings:
+        reporter.note(f"warning: {note}")
+    return data
+
+
+def counted(trials) -> list:
+    """The trials that count against the budget: all but failed trials that were retried."""
+    retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    return [trial for trial in trials if trial.number not in retried]
+
+
+def _top_up(study, config: SearchConfig) -> None:
+    """Enqueue WAITING trials (presets first) until the study holds ``config.budget`` trials."""
+    import optuna
+
+    from studies.locks import storage_lock
+
+    with storage_lock(config.storage, f"budget:{config.study}"):
+        _fail_stale(study)
+        trials = counted(study.get_trials(deepcopy=False))
+        missing = config.budget - len(trials)
+        if config.enqueue_presets:
+            done = {trial.user_attrs.get("preset") for trial in trials}
+            for name in [name for name in _preset_names() if name not in done][:max(missing, 0)]:
+                study.enqueue_trial({}, user_attrs={"preset": name})
+                missing -= 1
+        for _ in range(max(missing, 0)):
+            study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+
+
+def _preset_names() -> list[str]:
+    from space.presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _fail_stale(study) -> None:
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)
+
+
+def _save_data(data, folder: Path) -> Path:
+    path = folder / "data.npz"
+    np.savez(path, train_images=data.train_images, train_masks=data.train_masks,
+             val_images=data.val_images, val_masks=data.val_masks, name=np.array(data.name))
+    return path
+
+
+def _spawn_worker(config: SearchConfig, data_file: Path, index: int, folder: Path, deadline) -> subprocess.Popen:
+    job = folder / f"worker{index}.json"
+    job.write_text(json.dumps({"config": config.to_dict(), "data": str(data_file), "index": index, "deadline": deadline}))
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_root(), os.environ.get("PYTHONPATH")]))}
+    if config.device_token:
+        environment["NAS_LITE_DEVICE_TOKEN"] = config.device_token
+    log = open(folder / f"worker{index}.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "search.worker", str(job)], stdout=log, stderr=subprocess.STDOUT,
+                               env=environment, stdin=subprocess.DEVNULL)
+    process.log_path = folder / f"worker{index}.log"
+    return process
+
+
+def _root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def _watch(study, workers, reporter) -> None:
+    """Report trials as they finish until every worker has exited; stop workers if interrupted."""
+    try:
+        while True:
+            running = [worker for worker in workers if worker.poll() is None]
+            reporter.update(study.get_trials(deepcopy=False))
+            if not running:
+                break
+            time.sleep(1.0)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    failed = [worker for worker in workers if worker.returncode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"worker stopped with status {failed[0].returncode}: {_last_line(failed[0].log_path)}")
+
+
+def _last_line(path: Path) -> str:
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if "Error" in line or "error" in line]
+    return (errors or lines or ["no output"])[-1].strip()

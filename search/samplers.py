@@ -1,0 +1,38 @@
+"""One factory for the samplers ``--sampler`` names."""
+
+from __future__ import annotations
+
+from search.config import SAMPLERS, SearchConfig
+
+
+def make_sampler(config: SearchConfig, worker: int = 0):
+    """The sampler for ``config``; each worker gets its own seed so that they propose different trials."""
+    import optuna
+
+    seed = config.seed * 1000 + worker
+    constraints = _constraints_func(len(config.constraints)) if config.constraints else None
+    if config.sampler == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=config.workers > 1,
+            n_startup_trials=max(4, min(10, config.budget // 5)), constraints_func=constraints,
+        )
+    if config.sampler == "nsga2":
+        # The default population of 50 would make a 50-trial search a random search.
+        population = max(4, min(50, config.budget // 5))
+        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if config.sampler == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ValueError("--sampler gp needs PyTorch: pip install torch (CPU build), or choose tpe, nsga2 or random") from None
+        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
+    raise ValueError(f"sampler: unknown {config.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+
+
+def _constraints_func(count: int):
+    def constraints(frozen_trial) -> list[float]:
+        return frozen_trial.user_attrs.get("constraints", [0.0] * count)
+
+    return constraints

@@ -1,0 +1,253 @@
+"""One trial: spec -> model -> (constraint check) -> training -> TFLite -> Dice -> latency -> storage.
+
+``evaluate(trial, context)`` returns the objective values in the study's order, raises
+``optuna.TrialPruned`` for a hopeless trial, and leaves every figure in the trial's user
+attributes (see :mod:`studies` for the names) and the artifact in the result store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from search.config import SearchConfig
+
+
+class Infeasible(Exception):
+    """The candidate breaks a constraint before training: recorded, not trained."""
+
+
+@dataclasses.dataclass
+class TrialContext:
+    """What every trial of a worker shares; built once per worker process."""
+
+    config: SearchConfig
+    data: object  # evaluators.data.Dataset
+    device: object  # evaluators.devices.Device
+    store: object  # studies.store.ResultStore
+    protocol: object  # evaluators.runtime.Protocol
+
+    @property
+    def calibration(self) -> np.ndarray:
+        return self.data.train_images
+
+
+class Stopwatch:
+    """Seconds per phase; whatever is not in a phase is the tool's own overhead."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str):
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - begin
+
+    def summary(self) -> dict[str, float]:
+        total = time.perf_counter() - self.start
+        return {**{k: round(v, 3) for k, v in self.phases.items()}, "total": round(total, 3)}
+
+
+def candidate_spec(trial, config: SearchConfig):
+    """The trial's spec: an enqueued preset as it is, otherwise sampled from the space."""
+    from space.presets import preset
+    from space.sampling import sample
+
+    name = trial.user_attrs.get("preset")
+    if name:
+        return preset(name, config.image_size, config.channels)
+    return sample(trial, config.space, config.image_size, config.channels)
+
+
+def evaluate(trial, context: TrialContext, front_histories=lambda: []) -> list[float]:
+    """Run the whole pipeline for ``trial``; see the module docstring."""
+    from space.convert import to_tflite
+
+    clock = Stopwatch()
+    config = context.config
+    spec = candidate_spec(trial, config)
+    _set(trial, spec=spec.to_dict(), summary=spec.summary, kinds=list(spec.kinds), quant=spec.quant.mode)
+    try:
+        if config.max_latency_ms or config.max_size_kb:
+            _check_before_training(trial, spec, context, clock)
+        model, history = _train(trial, spec, context, clock, front_histories)
+        _record_costs(trial, spec, model)
+        with clock.phase("convert"):
+            tflite = to_tflite(model, spec.quant, context.calibration)
+        figures = _accuracy(trial, history, tflite, context, clock)
+        latency = _measure(trial, tflite, context, clock)
+        _store(trial, tflite, latency, figures, context, clock)
+        values = {"dice": figures["dice"], "latency_ms": latency["median_ms"], "size_kb": len(tflite) / 1024}
+        _record_constraints(trial, config, values)
+        return [values[name] for name in config.objectives]
+    except Infeasible as reason:
+        _set(trial, infeasible=str(reason))
+        return [values_if_infeasible(trial)[name] for name in config.objectives]
+    finally:
+        _set(trial, seconds=clock.summary())
+
+
+def values_if_infeasible(trial) -> dict[str, float]:
+    """An infeasible candidate is COMPLETE with Dice 0, so samplers learn where that region is."""
+    attrs = trial.user_attrs
+    return {"dice": 0.0, "latency_ms": attrs.get("latency_ms", math.inf), "size_kb": attrs.get("size_bytes", math.inf) / 1024}
+
+
+def _check_before_training(trial, spec, context, clock):
+    """Convert and time the untrained model: latency and size do not depend on trained weights."""
+    from space.convert import to_tflite
+    from space.model import build
+
+    config = context.config
+    untrained = build(spec)
+    _record_costs(trial, spec, untrained)
+    with clock.phase("convert"):
+        probe = to_tflite(untrained, spec.quant, context.calibration)
+    size_kb = len(probe) / 1024
+    _set(trial, size_bytes=len(probe))
+    violations = []
+    if config.max_size_kb and size_kb > config.max_size_kb:
+        violations.append(f"size {size_kb:.0f} KB > --max-size-kb {config.max_size_kb:g}")
+    if config.max_latency_ms and not violations:
+        with clock.phase("latency"):
+            stats = context.device.measure(probe, context.protocol)
+        _set(trial, latency_ms=stats["median_ms"])
+        if stats["median_ms"] > config.max_latency_ms:
+            violations.append(f"latency {stats['median_ms']:.2f} ms > --max-latency-ms {config.max_latency_ms:g}")
+    if violations:
+        trial.set_user_attr("constraints", _constraint_values(config, {"dice": 0.0, "latency_ms": trial.user_attrs.get("latency_ms", 0.0), "size_kb": size_kb}))
+        raise Infeasible("; ".join(violations) + " (rejected before training)")
+
+
+def _record_costs(trial, spec, model) -> None:
+    """Parameters and MACs from the layer shapes (a QAT-wrapped model is counted on a plain build)."""
+    from space.model import build, static_costs
+
+    quantization_aware = any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+    costs = static_costs(build(spec) if quantization_aware else model)
+    _set(trial, params=costs.params, macs=costs.macs)
+
+
+def _train(trial, spec, context, clock, front_histories):
+    import optuna
+
+    from evaluators.train import fit_candidate
+
+    config = context.config
+    fronts = front_histories()
+
+    def keep_going(epoch: int, val_dice: float) -> bool:
+        history = trial.user_attrs.get("dice_history", []) + [round(float(val_dice), 4)]
+        trial.set_user_attr("dice_history", history)
+        return not _hopeless(len(history) - 1, val_dice, fronts, config.epochs)
+
+    with clock.phase("train"):
+        model, history, info = fit_candidate(spec, context.data, config.epochs, config.batch_size, config.seed, keep_going)
+    if info:
+        _set(trial, training=_jsonable(info))
+    if history.stopped_early:
+        reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below every front member's"
+        _set(trial, stopped_early=reason)
+        raise optuna.TrialPruned(reason)
+    return model, history
+
+
+def front_histories(study) -> list[list[float]]:
+    """Validation Dice per epoch of the feasible trials on the study's current front."""
+    try:
+        front = study.best_trials
+    except (RuntimeError, ValueError):
+        return []
+    return [t.user_attrs.get("dice_history", []) for t in front if not t.user_attrs.get("infeasible")]
+
+
+def _hopeless(epoch: int, val_dice: float, fronts: list[list[float]], epochs: int) -> bool:
+    """Below what every trial on the current front had at this epoch (0-based; never the last)."""
+    at_epoch = [history[epoch] for history in fronts if len(history) > epoch]
+    return epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
+
+
+def _accuracy(trial, history, tflite, context, clock) -> dict:
+    """Dice and IoU of the converted model; the float Dice is the Keras model's after the last
+    epoch (the training already measured it on the same validation images)."""
+    from evaluators.accuracy import evaluate_tflite
+
+    with clock.phase("evaluate"):
+        figures = evaluate_tflite(tflite, context.data)
+    if not math.isfinite(figures["dice"]):
+        raise RuntimeError("the converted model's Dice is not a number")
+    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=float(history.val_dice[-1]))
+    return figures
+
+
+def _measure(trial, tflite, context, clock) -> dict:
+    with clock.phase("latency"):
+        stats = context.device.measure(tflite, context.protocol)
+    _set(
+        trial,
+        latency_ms=stats["median_ms"], latency_p10_ms=stats["p10_ms"], latency_p90_ms=stats["p90_ms"],
+        latency_cv=stats["cv"], device=context.device.name, size_bytes=len(tflite),
+        peak_memory_bytes=stats.get("peak_activation_bytes"),
+    )
+    return stats
+
+
+def _store(trial, tflite, latency, figures, context, clock):
+    from evaluators.accuracy import predict_tflite, preview_pngs
+
+    with clock.phase("store"):
+        trial_id = trial._trial_id
+        study_name = trial.study.study_name
+        context.store.save_artifact(trial_id, study_name, trial.number, tflite)
+        context.store.save_measurement(
+            trial_id, context.device.name, context.device.info(), _jsonable(context.protocol), _jsonable(latency)
+        )
+        images, masks = context.data.val_images[:3], context.data.val_masks[:3]
+        context.store.save_previews(trial_id, preview_pngs(images, masks, predict_tflite(tflite, images)))
+
+
+def _record_constraints(trial, config: SearchConfig, values: dict):
+    if not config.constraints:
+        return
+    trial.set_user_attr("constraints", _constraint_values(config, values))
+    if config.min_dice is not None and values["dice"] < config.min_dice:
+        _set(trial, infeasible=f"dice {values['dice']:.3f} < --min-dice {config.min_dice:g}")
+
+
+def _constraint_values(config: SearchConfig, values: dict) -> list[float]:
+    """Optuna's convention: a value <= 0 means satisfied."""
+    limits = {
+        "max_latency_ms": lambda limit: values["latency_ms"] - limit,
+        "max_size_kb": lambda limit: values["size_kb"] - limit,
+        "min_dice": lambda limit: limit - values["dice"],
+    }
+    return [float(limits[key](limit)) for key, limit in config.constraints.items()]
+
+
+def _set(trial, **attrs):
+    for key, value in attrs.items():
+        trial.set_user_attr(key, _jsonable(value))
+
+
+def _jsonable(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,134 @@
+"""A worker process: ``python -m search.worker JOB.json``; pops WAITING trials until none is left.
+
+It leaves when the coordinator that started it is gone (so a killed ``search start`` stops its
+workers too), and waits for trials other workers are running, so that one of them dying
+mid-trial is noticed through the heartbeat and its trial retried.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+
+
+def main(job_path: str) -> int:
+    job = json.loads(open(job_path).read())
+    _leave_with_parent()
+    from search.config import SearchConfig
+
+    config = SearchConfig.from_dict(job["config"])
+    config = config.replace(device_token=os.environ.get("NAS_LITE_DEVICE_TOKEN"))
+    run_worker(config, job["data"], job["index"], job.get("deadline"))
+    return 0
+
+
+def run_worker(config, data_path: str, index: int, deadline: float | None = None) -> None:
+    import optuna
+
+    from search.loop import _fail_stale
+    from search.trial import TrialContext, evaluate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _limit_threads(config.workers)
+    study = _load_study(config, index)
+    context = _context(config, data_path)
+    while deadline is None or time.time() < deadline:
+        _fail_stale(study)
+        trial_id = study._pop_waiting_trial_id()
+        if trial_id is None:
+            if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                return
+            time.sleep(2.0)  # another worker's trial: wait for it to finish or go stale
+            continue
+        _run_trial(study, optuna.Trial(study, trial_id), context, evaluate)
+
+
+def _run_trial(study, trial, context, evaluate) -> None:
+    import optuna
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    from search.trial import front_histories
+
+    trial.set_user_attr("dice_history", [])
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        try:
+            values = evaluate(trial, context, lambda: front_histories(study))
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except Exception as error:  # noqa: BLE001 - a failed trial is recorded and the search goes on
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+            traceback.print_exc()
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, values)
+        finally:
+            _release_memory()
+
+
+def _load_study(config, index: int):
+    import optuna
+
+    from search.samplers import make_sampler
+    from studies.storage import open_storage
+
+    storage = open_storage(config.storage)
+    return optuna.load_study(study_name=config.study, storage=storage, sampler=make_sampler(config, index))
+
+
+def _context(config, data_path: str):
+    import numpy as np
+
+    from evaluators.data import Dataset
+    from evaluators.devices import open_devices
+    from search.trial import TrialContext
+    from studies.store import ResultStore
+
+    arrays = np.load(data_path)
+    data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
+    device = open_devices(list(config.devices), config.device_token, config.threads)
+    return TrialContext(config, data, device, ResultStore(config.storage), search_protocol(config.threads))
+
+
+def search_protocol(threads: int):
+    """The latency protocol of a search: the defaults (10 warm-up, at least 50 timed runs), with
+    half a second of timing at least instead of one, since every trial is timed."""
+    from evaluators.runtime import Protocol
+
+    return Protocol(threads=threads, min_seconds=0.5)
+
+
+def _limit_threads(workers: int) -> None:
+    """Share the cores between workers, so that two trainings do not fight over every core."""
+    from space import _tf
+
+    tf = _tf.tensorflow()
+    cores = max(1, (os.cpu_count() or 1) // workers)
+    tf.config.threading.set_intra_op_parallelism_threads(cores)
+    tf.config.threading.set_inter_op_parallelism_threads(min(2, cores))
+
+
+def _release_memory() -> None:
+    from space import _tf
+
+    _tf.keras().backend.clear_session()
+    gc.collect()
+
+
+def _leave_with_parent() -> None:
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

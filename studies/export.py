@@ -1,0 +1,247 @@
+"""Export one trial: its stored ``.tflite`` byte for byte, and a JSON sidecar saying how to use it.
+
+:func:`select` chooses the trial (by number, or by a pick rule of :mod:`studies.pareto`),
+:func:`sidecar` builds the description, :func:`export` writes both files atomically.
+
+The sidecar (``model.json`` beside ``model.tflite``) holds: the spec and its quant settings, the
+input size, channels, layout (NHWC) and normalisation (float images scaled to [0, 1]), the input
+and output tensors' dtype and quantization (read from the model with LiteRT), the metrics with
+the device they were measured on and every stored measurement, the study and trial ids, the
+SHA-256 and the nas-lite version.
+
+Retraining before export needs ``evaluators``, which ``studies`` never imports: the caller passes a
+``retrain(spec, point) -> (tflite_bytes, final_metrics)`` function instead (the hook for
+``search export --retrain-epochs``); the sidecar then keeps the search-time and the final figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studies import METRICS, pareto
+
+SIDECAR_FORMAT = "nas-lite-export/1"
+NORMALISATION = "float images scaled to [0, 1] (pixel / 255), NHWC, batch 1"
+METRIC_ATTRS = (
+    "dice", "float_dice", "iou", "latency_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv",
+    "device", "size_bytes", "params", "macs", "peak_memory_bytes",
+)
+Retrain = Callable[[Any, pareto.TrialPoint], tuple[bytes, dict]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """What :func:`export` wrote."""
+
+    model: Path
+    sidecar: Path
+    sha256: str
+    point: pareto.TrialPoint
+    rule: str | None
+
+
+# -- choosing the trial --------------------------------------------------------------------------
+def select(study, *, trial: int | None = None, pick: str | None = None) -> pareto.TrialPoint:
+    """The trial numbered ``trial``, or the one ``pick`` chooses (exactly one of the two).
+
+    Errors (``LookupError``): the study has no complete trial, no trial with that number, the
+    trial is not complete, or no trial satisfies the pick (with the closest one named).
+    A bad rule is a ``ValueError``.
+    """
+    if (trial is None) == (pick is None):
+        raise ValueError("give either a trial number (--trial N) or a pick rule (--pick RULE)")
+    points = pareto.study_points(study)
+    if pick is not None:
+        rule = pareto.parse_rule(pick)
+    if not any(p.complete for p in points):
+        raise LookupError(f"study {study.study_name} has no complete trial yet; let 'search start' finish one (see 'search status')")
+    if pick is not None:
+        return pareto.pick(points, rule)
+    by_number = {p.number: p for p in points}
+    if trial not in by_number:
+        raise LookupError(f"study {study.study_name} has no trial {trial}; its trials are numbered 0 to {max(by_number)}")
+    point = by_number[trial]
+    if not point.complete:
+        raise LookupError(f"trial {trial} of study {study.study_name} is {point.state}, not complete; choose a complete trial (see 'search status')")
+    return point
+
+
+# -- describing the model ------------------------------------------------------------------------
+def _interpreter(tflite: bytes):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the Pi may have tflite-runtime only
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter(model_content=tflite)
+
+
+def _tensor(detail: dict) -> dict[str, Any]:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    dtype = getattr(detail["dtype"], "__name__", str(detail["dtype"]))
+    return {
+        "name": detail.get("name"),
+        "shape": [int(d) for d in detail["shape"]],
+        "dtype": dtype,
+        "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None,
+    }
+
+
+def io_details(tflite: bytes) -> dict[str, list[dict[str, Any]]]:
+    """``{"inputs": [...], "outputs": [...]}``: name, shape, dtype and quantization (scale, zero point, or ``None``)."""
+    interpreter = _interpreter(tflite)
+    return {
+        "inputs": [_tensor(d) for d in interpreter.get_input_details()],
+        "outputs": [_tensor(d) for d in interpreter.get_output_details()],
+    }
+
+
+def _input_section(tensor: dict[str, Any]) -> dict[str, Any]:
+    _, height, width, channels = (tensor["shape"] + [None] * 4)[:4]
+    quant = tensor["quantization"]
+    how = "feed x = pixel / 255 as float32"
+    if quant:
+        how = (f"x = pixel / 255, then q = round(x / {quant['scale']:.9g}) + {quant['zero_point']}, "
+               f"clipped to the range of {tensor['dtype']}")
+    return {**tensor, "layout": "NHWC", "height": height, "width": width, "channels": channels,
+            "normalisation": NORMALISATION, "how": how}
+
+
+def _output_section(tensor: dict[str, Any]) -> dict[str, Any]:
+    quant = tensor["quantization"]
+    how = "p = output"
+    if quant:
+        how = f"p = (q - {quant['zero_point']}) * {quant['scale']:.9g}"
+    return {**tensor, "layout": "NHWC", "meaning": "foreground probability per pixel (sigmoid); mask = p >= 0.5",
+            "how": how}
+
+
+def _metrics(point: pareto.TrialPoint) -> dict[str, Any]:
+    metrics = {key: point.attrs[key] for key in METRIC_ATTRS if key in point.attrs}
+    metrics.update({m: point.values[m] for m in METRICS if m in point.values})
+    return metrics
+
+
+def _jsonable(measurement: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime.datetime) else v for k, v in measurement.items()}
+
+
+def sidecar(
+    study, point: pareto.TrialPoint, tflite: bytes, measurements: list[dict], *,
+    version: str, rule: str | None = None, search_sha256: str | None = None, final: dict | None = None,
+) -> dict[str, Any]:
+    """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields)."""
+    from space import CandidateSpec
+
+    spec = point.attrs.get("spec")
+    if spec is not None:
+        spec = CandidateSpec.from_dict(spec).to_dict()  # validated, complete with defaults
+    details = io_details(tflite)
+    digest = hashlib.sha256(tflite).hexdigest()
+    front = {p.number for p in pareto.front(pareto.study_points(study))}
+    return {
+        "format": SIDECAR_FORMAT,
+        "nas_lite_version": version,
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sha256": digest,
+        "size_bytes": len(tflite),
+        "study": {
+            "name": study.study_name, "trial_number": point.number, "trial_id": point.trial_id,
+            "state": point.state, "feasible": point.feasible, "on_front": point.number in front,
+            "preset": point.preset, "pick": rule,
+        },
+        "summary": point.summary,
+        "spec": spec,
+        "quant": spec["quant"] if spec else {"mode": point.quant or None},
+        "input": _input_section(details["inputs"][0]),
+        "output": _output_section(details["outputs"][0]),
+        "metrics": _metrics(point),
+        "measurements": [_jsonable(m) for m in measurements],
+        "search_sha256": search_sha256 or digest,
+        "final": final,
+    }
+
+
+# -- writing -------------------------------------------------------------------------------------
+def sidecar_path(output: Path) -> Path:
+    """``model.tflite`` -> ``model.json`` (same folder, same stem)."""
+    return output.with_suffix(".json")
+
+
+def check_output(output: str | os.PathLike) -> Path:
+    """The output path, if its folder exists and it names a file; errors for people otherwise."""
+    output = Path(output)
+    folder = output.absolute().parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder {folder} does not exist; create it (mkdir -p {folder}) or choose another -o")
+    if output.is_dir():
+        raise IsADirectoryError(f"output {output} is a folder; name the model file, e.g. -o {output / 'model.tflite'}")
+    if output.suffix.lower() == ".json":
+        raise ValueError(f"output {output} would be overwritten by its own sidecar; name the model file *.tflite")
+    return output
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
+    handle, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def nas_lite_version() -> str:
+    """The installed nas-lite version, or ``"unknown"`` (commands pass ``search.__version__``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nas-lite")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def export(
+    study, store, output: str | os.PathLike, *,
+    trial: int | None = None, pick: str | None = None,
+    version: str | None = None, retrain: Retrain | None = None,
+) -> Exported:
+    """Write the chosen trial's artifact to ``output`` and its sidecar beside it.
+
+    ``store`` is a :class:`studies.store.ResultStore` on the study's database. Without
+    ``retrain`` the file is the stored artifact byte for byte (its SHA-256 equals the stored one).
+    With ``retrain(spec, point) -> (tflite, final_metrics)`` the file is the retrained model and
+    the sidecar's ``final`` holds ``final_metrics``. Errors: see :func:`select` and
+    :func:`check_output`; a trial without a stored artifact is a ``LookupError``.
+    """
+    output = check_output(output)
+    point = select(study, trial=trial, pick=pick)
+    tflite = store.artifact(point.trial_id)
+    if tflite is None:
+        raise LookupError(f"trial {point.number} of study {study.study_name} has no stored .tflite; choose another trial (see 'search status')")
+    stored_sha = store.artifact_sha256(point.trial_id)
+    if hashlib.sha256(tflite).hexdigest() != stored_sha:
+        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    final = None
+    if retrain is not None:
+        from space import CandidateSpec
+
+        if not isinstance(point.attrs.get("spec"), dict):
+            raise LookupError(f"trial {point.number} of study {study.study_name} has no stored spec, so it cannot be retrained; export it without retraining")
+        tflite, final = retrain(CandidateSpec.from_dict(point.attrs["spec"]), point)
+    description = sidecar(
+        study, point, tflite, store.measurements(point.trial_id),
+        version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final,
+    )
+    _write(output, tflite)
+    _write(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
+    return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick)

@@ -1,0 +1,91 @@
+"""The project's own tables, beside Optuna's in the same database.
+
+SQLAlchemy 2 declarative models on their own ``MetaData`` (``Base.metadata``), so creating them
+never touches Optuna's tables. Every table name starts with ``naslite_``. Rows are keyed by
+Optuna's ``trial_id`` (``FrozenTrial._trial_id``, unique across studies in one database); there is
+no foreign key to Optuna's tables, whose schema belongs to Optuna.
+
+Read and write them through :class:`studies.store.ResultStore`, not directly.
+
+Schema versions: ``SCHEMA_VERSION`` is the version this code writes. A database written by a newer
+nas-lite is refused (see :func:`studies.storage.check_schema_version`); a database of an older
+version is upgraded by the functions in ``UPGRADES`` (none yet: version 1 is the first).
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SCHEMA_VERSION = 1
+"""Version of the ``naslite_`` tables written by this code."""
+
+UPGRADES: dict[int, Any] = {}
+"""``{old_version: function(connection)}`` that brings a database from ``old_version`` to the next."""
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC now (SQLite keeps no time zone; every timestamp in these tables is UTC)."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with its own metadata (separate from Optuna's ``BaseModel``)."""
+
+    metadata = MetaData()
+
+
+class SchemaVersion(Base):
+    """One row: the version of the ``naslite_`` tables in this database."""
+
+    __tablename__ = "naslite_schema"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Artifact(Base):
+    """The ``.tflite`` bytes of one trial, as measured. One per trial (``trial_id`` is unique)."""
+
+    __tablename__ = "naslite_artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(Integer, nullable=False, unique=True, index=True)
+    study_name: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    trial_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Measurement(Base):
+    """One latency measurement of a trial's model on one device; a trial may have several."""
+
+    __tablename__ = "naslite_measurements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    device: Mapped[str] = mapped_column(String(512), nullable=False)
+    device_info: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    protocol: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    stats: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Preview(Base):
+    """One validation image of a trial with its truth and predicted mask, all PNG bytes."""
+
+    __tablename__ = "naslite_previews"
+    __table_args__ = (UniqueConstraint("trial_id", "position", name="uq_naslite_previews_trial_position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    index: Mapped[int] = mapped_column("position", Integer, nullable=False)
+    image: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    truth: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    prediction: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

@@ -1,0 +1,217 @@
+"""Where a study stands: trials by state, the front, hypervolume, time spent and the tool's overhead.
+
+:func:`study_status` computes a :class:`StudyStatus`; :func:`format_status` and
+:func:`format_studies` render text for ``search status`` and ``search studies``
+(``StudyStatus.to_dict`` is the ``--json`` form).
+
+Overhead is what a trial spends outside training, conversion and latency measurement: from each
+trial's ``seconds`` attribute, ``total - train - convert - latency``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from studies import METRICS, pareto
+from studies.storage import StudyInfo, storage_url
+
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+STAGES = ("train", "convert", "latency")
+
+
+@dataclasses.dataclass
+class StudyStatus:
+    """Everything ``search status`` shows, computed once from a study."""
+
+    study: str
+    storage: str
+    objectives: tuple[str, ...]
+    states: dict[str, int]
+    infeasible: int
+    front: list[pareto.TrialPoint]
+    hypervolume: float
+    reference: dict[str, float]
+    started: datetime.datetime | None
+    finished: datetime.datetime | None
+    wall_seconds: float
+    trial_seconds: float
+    stage_seconds: dict[str, float]
+    overhead_seconds: float
+
+    @property
+    def n_trials(self) -> int:
+        return sum(self.states.values())
+
+    @property
+    def overhead_fraction(self) -> float | None:
+        """Overhead as a share of the measured trial time (``None`` when no trial reported ``seconds``)."""
+        measured = self.overhead_seconds + sum(self.stage_seconds.values())
+        return self.overhead_seconds / measured if measured > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "storage": self.storage,
+            "objectives": list(self.objectives),
+            "trials": self.n_trials,
+            "states": dict(self.states),
+            "infeasible": self.infeasible,
+            "front": [_front_row(p) for p in self.front],
+            "hypervolume": self.hypervolume,
+            "reference": dict(self.reference),
+            "started": self.started.isoformat() if self.started else None,
+            "finished": self.finished.isoformat() if self.finished else None,
+            "wall_seconds": self.wall_seconds,
+            "trial_seconds": self.trial_seconds,
+            "stage_seconds": dict(self.stage_seconds),
+            "overhead_seconds": self.overhead_seconds,
+            "overhead_fraction": self.overhead_fraction,
+        }
+
+
+def _front_row(point: pareto.TrialPoint) -> dict[str, Any]:
+    return {
+        "number": point.number, "trial_id": point.trial_id, "summary": point.summary, "quant": point.quant,
+        "preset": point.preset, **{m: point.values.get(m) for m in METRICS},
+    }
+
+
+def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
+    """The :class:`StudyStatus` of an Optuna study (``now`` closes the wall time of running trials)."""
+    trials = study.get_trials(deepcopy=False)
+    points = pareto.study_points(study)
+    metrics = pareto.objective_names(study) or tuple(METRICS)
+    metrics = tuple(m for m in metrics if m in METRICS)
+    front = sorted(pareto.front(points, metrics), key=lambda p: (-p.values["dice"], p.number)) if metrics else []
+    reference = pareto.default_reference(points, metrics, pareto.study_constraints(study)) if metrics else {}
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    started = min((t.datetime_start for t in trials if t.datetime_start), default=None)
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    running = any(t.state.name == "RUNNING" for t in trials)
+    finished = max(ends, default=None)
+    until = (now or datetime.datetime.now()) if running else finished
+    stage, overhead, total = _seconds(trials)
+    return StudyStatus(
+        study=study.study_name,
+        storage=storage_url(study._storage),
+        objectives=metrics,
+        states={s: states[s] for s in (*STATE_ORDER, *sorted(states)) if s in states},
+        infeasible=sum(1 for p in points if p.complete and not p.feasible),
+        front=front,
+        hypervolume=pareto.hypervolume(points, metrics, reference) if metrics else 0.0,
+        reference=reference,
+        started=started,
+        finished=finished,
+        wall_seconds=(until - started).total_seconds() if started and until else 0.0,
+        trial_seconds=total,
+        stage_seconds=stage,
+        overhead_seconds=overhead,
+    )
+
+
+def _seconds(trials) -> tuple[dict[str, float], float, float]:
+    """Per-stage sums and overhead over trials with a ``seconds`` attr; total time of all finished trials."""
+    stage = dict.fromkeys(STAGES, 0.0)
+    overhead = total = 0.0
+    for trial in trials:
+        seconds = trial.user_attrs.get("seconds")
+        if isinstance(seconds, dict) and isinstance(seconds.get("total"), (int, float)):
+            spent = {k: float(seconds.get(k) or 0.0) for k in STAGES}
+            for key, value in spent.items():
+                stage[key] += value
+            overhead += max(0.0, float(seconds["total"]) - sum(spent.values()))
+            total += float(seconds["total"])
+        elif trial.datetime_start and trial.datetime_complete:
+            total += (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return stage, overhead, total
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def duration(seconds: float) -> str:
+    """``1h 02m``, ``12m 34s``, ``8.5s``."""
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _states_line(states: dict[str, int], infeasible: int) -> str:
+    parts = []
+    for state, count in states.items():
+        text = f"{state.lower()} {count}"
+        if state == "COMPLETE" and infeasible:
+            text += f" ({infeasible} infeasible)"
+        parts.append(text)
+    return ", ".join(parts) if parts else "none yet"
+
+
+def format_front(front: list[pareto.TrialPoint]) -> str:
+    """The front as a table: trial, summary, quant, dice, latency ms, size KB."""
+    width = max([len("summary")] + [len(_summary(p)) for p in front])
+    lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>6} {'latency ms':>11} {'size KB':>9}"]
+    for p in front:
+        lines.append(
+            f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {_fmt(p.values.get('dice'), '.3f'):>6} "
+            f"{_fmt(p.values.get('latency_ms'), '.2f'):>11} {_fmt(p.values.get('size_kb'), '.1f'):>9}"
+        )
+    return "\n".join(lines)
+
+
+def _summary(point: pareto.TrialPoint) -> str:
+    return point.summary + (f" [preset {point.preset}]" if point.preset else "")
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_status(status: StudyStatus) -> str:
+    """``search status`` as text."""
+    reference = ", ".join(pareto.format_value(m, v) for m, v in status.reference.items())
+    objectives = ", ".join(f"{m} ({METRICS[m][:3]})" for m in status.objectives)
+    lines = [
+        f"study {status.study} in {status.storage}",
+        f"objectives: {objectives}",
+        f"trials: {status.n_trials} ({_states_line(status.states, status.infeasible)})",
+    ]
+    if status.front:
+        lines.append(f"Pareto front: {len(status.front)} trial(s), hypervolume {status.hypervolume:.4f} (reference {reference})")
+        lines.append(format_front(status.front))
+    else:
+        lines.append("Pareto front: empty (no complete feasible trial yet)")
+    lines.append(_time_line(status))
+    return "\n".join(lines)
+
+
+def _time_line(status: StudyStatus) -> str:
+    text = f"time: {duration(status.wall_seconds)} wall, {duration(status.trial_seconds)} in trials"
+    measured = sum(status.stage_seconds.values()) + status.overhead_seconds
+    if measured > 0:
+        shares = ", ".join(f"{k} {100 * v / measured:.0f}%" for k, v in status.stage_seconds.items())
+        text += f" ({shares}); nas-lite overhead {duration(status.overhead_seconds)} = {100 * status.overhead_fraction:.1f}%"
+    return text
+
+
+def format_studies(infos: list[StudyInfo], url: str) -> str:
+    """``search studies`` as text: one line per study with its trial counts."""
+    if not infos:
+        return f"no studies in {url}; run 'search start' to make one"
+    width = max(len("study"), *(len(i.name) for i in infos))
+    lines = [f"{'study':<{width}}  {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} {'running':>7}  last activity        objectives"]
+    for info in infos:
+        s = info.states
+        last = info.last_activity.strftime("%Y-%m-%d %H:%M:%S") if info.last_activity else "-"
+        objectives = ",".join(info.metric_names or info.directions)
+        lines.append(
+            f"{info.name:<{width}}  {info.n_trials:>6} {s.get('COMPLETE', 0):>8} {s.get('PRUNED', 0):>6} "
+            f"{s.get('FAIL', 0):>6} {s.get('RUNNING', 0):>7}  {last:<19}  {objectives}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,190 @@
+"""``ResultStore``: the ``.tflite`` artifacts, latency measurements and previews of trials.
+
+The rows live in the ``naslite_`` tables (:mod:`studies.records`) of the same database as
+Optuna's storage, keyed by Optuna's ``trial_id`` (``FrozenTrial._trial_id`` or
+``Trial._trial_id``; unique across the studies of one database).
+
+Contract:
+
+- Every method is one transaction in one session scope (:meth:`ResultStore.session`): it is
+  written completely or not at all, and retried while the database is locked.
+- Getters return plain Python values (``bytes``, ``dict``, ``list``), never ORM objects, and
+  ``None`` or ``[]`` for a trial with nothing stored.
+- Saving again for the same trial replaces the artifact (or the previews); measurements
+  accumulate.
+
+Example::
+
+    store = ResultStore("sqlite:///studies.db")
+    digest = store.save_artifact(trial._trial_id, study.study_name, trial.number, tflite)
+    store.save_measurement(trial._trial_id, "local", {"cpu": "x86_64"}, {"runs": 50}, {"p50_ms": 3.1})
+    assert hashlib.sha256(store.artifact(trial._trial_id)).hexdigest() == digest
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import sqlalchemy
+from sqlalchemy.orm import Session, sessionmaker
+
+from studies import records, storage
+
+T = TypeVar("T")
+
+
+class ResultStore:
+    """The project's own rows in the database at ``url`` (``sqlite:///...`` or ``postgresql://...``).
+
+    Opening checks the database like :func:`studies.storage.open_storage` (same errors) and
+    creates the ``naslite_`` tables if missing; ``create=False`` refuses a missing SQLite file
+    (``FileNotFoundError``) instead of creating it. Use as a context manager, or call
+    :meth:`close`, to release the connections.
+    """
+
+    def __init__(self, url: str = storage.DEFAULT_URL, *, create: bool = True):
+        self.url = url
+        self.engine = storage.create_engine(url, create=create)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """The one session scope: commit when the block ends, roll back (and re-raise) on error."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        """``work(session)`` in one transaction, retried while the database is locked."""
+
+        def once() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return storage.retry_locked(once)
+
+    def close(self) -> None:
+        """Release the connections (the store cannot be used afterwards)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- artifacts --------------------------------------------------------------------------------
+    def save_artifact(self, trial_id: int, study_name: str, trial_number: int, tflite: bytes) -> str:
+        """Store the ``.tflite`` bytes of a trial atomically; return their SHA-256 (hex).
+
+        Replaces an artifact already stored for ``trial_id``. A failure leaves the previous state.
+        """
+        data = bytes(tflite)
+        if not data:
+            raise ValueError(f"trial {trial_number}: the .tflite artifact is empty; nothing to store")
+        digest = hashlib.sha256(data).hexdigest()
+
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Artifact).where(records.Artifact.trial_id == trial_id))
+            session.add(records.Artifact(
+                trial_id=trial_id, study_name=study_name, trial_number=trial_number,
+                sha256=digest, size=len(data), data=data,
+            ))
+
+        self._run(work)
+        return digest
+
+    def artifact(self, trial_id: int) -> bytes | None:
+        """The stored ``.tflite`` bytes of ``trial_id``, or ``None``."""
+        return self._run(lambda s: s.scalar(
+            sqlalchemy.select(records.Artifact.data).where(records.Artifact.trial_id == trial_id)
+        ))
+
+    def artifact_sha256(self, trial_id: int) -> str | None:
+        """The SHA-256 (hex) of the stored artifact of ``trial_id``, or ``None``; does not load the bytes."""
+        return self._run(lambda s: s.scalar(
+            sqlalchemy.select(records.Artifact.sha256).where(records.Artifact.trial_id == trial_id)
+        ))
+
+    def artifact_info(self, trial_id: int) -> dict[str, Any] | None:
+        """``{"trial_id", "study_name", "trial_number", "sha256", "size", "created"}`` without the bytes, or ``None``."""
+        columns = (records.Artifact.trial_id, records.Artifact.study_name, records.Artifact.trial_number,
+                   records.Artifact.sha256, records.Artifact.size, records.Artifact.created)
+        row = self._run(lambda s: s.execute(
+            sqlalchemy.select(*columns).where(records.Artifact.trial_id == trial_id)
+        ).first())
+        return dict(row._mapping) if row is not None else None
+
+    def artifact_trial_ids(self, study_name: str) -> set[int]:
+        """The ``trial_id`` of every trial of ``study_name`` that has an artifact."""
+        return set(self._run(lambda s: s.scalars(
+            sqlalchemy.select(records.Artifact.trial_id).where(records.Artifact.study_name == study_name)
+        ).all()))
+
+    # -- measurements -----------------------------------------------------------------------------
+    def save_measurement(self, trial_id: int, device: str, device_info: dict, protocol: dict, stats: dict) -> None:
+        """Add one latency measurement: ``device`` name (or URL), its info, the protocol and statistics.
+
+        All three dicts must be JSON-serialisable. A trial may have several measurements.
+        """
+        def work(session: Session) -> None:
+            session.add(records.Measurement(
+                trial_id=trial_id, device=device, device_info=dict(device_info),
+                protocol=dict(protocol), stats=dict(stats),
+            ))
+
+        self._run(work)
+
+    def measurements(self, trial_id: int) -> list[dict[str, Any]]:
+        """``[{"device", "device_info", "protocol", "stats", "created"}]`` of ``trial_id``, oldest first."""
+        def work(session: Session) -> list[dict[str, Any]]:
+            rows = session.scalars(
+                sqlalchemy.select(records.Measurement)
+                .where(records.Measurement.trial_id == trial_id)
+                .order_by(records.Measurement.created, records.Measurement.id)
+            ).all()
+            return [
+                {"device": r.device, "device_info": r.device_info, "protocol": r.protocol,
+                 "stats": r.stats, "created": r.created}
+                for r in rows
+            ]
+
+        return self._run(work)
+
+    # -- previews ---------------------------------------------------------------------------------
+    def save_previews(self, trial_id: int, previews: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Store ``[(input_png, truth_png, prediction_png), ...]`` for ``trial_id``, replacing earlier ones."""
+        rows = []
+        for index, triple in enumerate(previews):
+            if len(triple) != 3:
+                raise ValueError(f"previews[{index}]: expected (input, truth, prediction) PNG bytes, got {len(triple)} items")
+            image, truth, prediction = (bytes(part) for part in triple)
+            rows.append(dict(trial_id=trial_id, index=index, image=image, truth=truth, prediction=prediction))
+
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Preview).where(records.Preview.trial_id == trial_id))
+            session.add_all(records.Preview(**row) for row in rows)
+
+        self._run(work)
+
+    def previews(self, trial_id: int) -> list[tuple[bytes, bytes, bytes]]:
+        """The ``(input_png, truth_png, prediction_png)`` previews of ``trial_id`` in saved order."""
+        def work(session: Session) -> list[tuple[bytes, bytes, bytes]]:
+            rows = session.scalars(
+                sqlalchemy.select(records.Preview)
+                .where(records.Preview.trial_id == trial_id)
+                .order_by(records.Preview.index)
+            ).all()
+            return [(r.image, r.truth, r.prediction) for r in rows]
+
+        return self._run(work)

@@ -1,0 +1,191 @@
+"""The dashboard over HTTP, against a real SQLite study served on a free loopback port."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from urllib.parse import quote
+
+import optuna
+import pytest
+
+from studies import pages
+from tests.conftest import run_cli
+from tests.studies.factory import add_results, add_trial, create_study, sample_study
+from tests.studies.served import fetch, running_dashboard
+
+HOSTILE = "<script>alert(1)</script>"
+TFLITE = b"TFL3" + bytes(range(256)) * 8
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    """``(url, sha256 of trial 0's artifact)``: study ``demo`` with results for trial 0, and a hostile name."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'studies.db'}"
+    demo = sample_study(url, "demo", complete=10)
+    digest = add_results(url, demo.trials[0], TFLITE)
+    hostile = create_study(url, HOSTILE)
+    for index in range(3):
+        add_trial(hostile, index, seed=2, preset=HOSTILE if index == 0 else None)
+    return url, digest
+
+
+@pytest.fixture(scope="module")
+def server(database):
+    with running_dashboard(database[0], study="demo", refresh_seconds=0.5) as served:
+        yield served
+
+
+def get(server, path, **options):
+    return fetch(server.url.rstrip("/") + path, **options)
+
+
+def trial_counts(url):
+    return {s.study_name: len(s.trials) for s in (optuna.load_study(study_name=n, storage=url)
+                                                   for n in optuna.get_all_study_names(url))}
+
+
+def test_binds_loopback_by_default(database):
+    with running_dashboard(database[0]) as served:
+        assert served.server_address[0] == "127.0.0.1" and served.loopback_only
+    parser_help = run_cli("dashboard", "--help").stdout
+    assert "127.0.0.1" in parser_help
+
+
+def test_study_page_serves_plotly_locally(server):
+    status, headers, body = get(server, "/")
+    page = body.decode()
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
+    assert scripts == ["/static/plotly.min.js", "/static/app.js"]
+    assert "cdn" not in page.lower() and "https://" not in page
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    status, headers, body = get(server, "/static/plotly.min.js")
+    assert status == 200 and body.decode() == pages.plotly_js()
+
+
+def test_study_json_has_figures_rows_and_a_version(server):
+    status, _, body = get(server, "/api/study?study=demo")
+    payload = json.loads(body)
+    assert status == 200 and set(payload["figures"]) == {"latency", "size", "3d", "hypervolume"}
+    points = [n for t in payload["figures"]["latency"]["data"] if (t.get("meta") or {}).get("role") == "trials"
+              for n in t["customdata"]]
+    assert len(points) == 10 and len(payload["rows"]) == 12  # 10 complete + a FAIL and a PRUNED
+    assert [c[0] for c in payload["columns"]][:5] == ["number", "state", "dice", "float_dice", "latency_ms"]
+    row = payload["rows"][0]
+    assert row["stages"].count("|") == 2 and row["quant"] and row["params"] and row["macs"] and row["seconds"] == 15.5
+    _, _, again = get(server, f"/api/study?study=demo&version={quote(payload['version'])}")
+    assert json.loads(again) == {"version": payload["version"], "unchanged": True}
+    _, _, by_quant = get(server, "/api/study?study=demo&color=quant")
+    names = {t["name"] for t in json.loads(by_quant)["figures"]["latency"]["data"]}
+    assert {"float32", "int8"} <= names
+
+
+def test_trial_page_shows_spec_metrics_latency_previews_and_download(server, database):
+    status, _, body = get(server, "/trial?study=demo&number=0")
+    page = body.decode()
+    assert status == 200
+    for text in ("encoder[0]", "bottleneck", "decoder[0]", "Dice (TFLite, after PTQ)", "latency p90 (ms)",
+                 "x86_64", "Download .tflite", 'id="fig-latency-hist"', 'id="fig-dice-history"'):
+        assert text in page, text
+    assert page.count('src="/preview?') == 6
+    status, headers, data = get(server, "/artifact?study=demo&number=0")
+    assert status == 200 and hashlib.sha256(data).hexdigest() == database[1]
+    assert "attachment" in headers["Content-Disposition"] and headers["Content-Disposition"].endswith('.tflite"')
+    status, headers, image = get(server, "/preview?study=demo&number=0&index=1&image=prediction")
+    assert status == 200 and headers["Content-Type"] == "image/png" and image.startswith(b"\x89PNG")
+    detail = json.loads(get(server, "/api/trial?study=demo&number=0")[2])
+    assert len(detail["latency_samples"]) == 40 and detail["previews"] == 2 and detail["artifact"]["sha256"] == database[1]
+
+
+def test_trial_without_results_says_so(server):
+    page = get(server, "/trial?study=demo&number=1")[2].decode()
+    assert "no .tflite stored" in page and "no preview images stored" in page and "no latency samples" in page
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/nowhere", 404), ("/trial?study=demo&number=99", 404), ("/trial?study=nope&number=0", 404),
+    ("/trial?study=demo&number=x", 400), ("/trial?study=demo", 400), ("/api/study?study=demo&color=red", 400),
+    ("/artifact?study=demo&number=1", 404), ("/preview?study=demo&number=0&index=5&image=input", 404),
+    ("/preview?study=demo&number=0&index=0&image=../../etc/passwd", 400), ("/api/study?study=nope", 404),
+])
+def test_bad_requests_get_clear_errors(server, path, status):
+    got, headers, body = get(server, path)
+    assert got == status
+    if path.startswith("/api/"):
+        assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "BREW"])
+def test_only_get_and_head_are_allowed(server, database, method):
+    before = trial_counts(database[0])
+    for path in ("/", "/api/study?study=demo", "/artifact?study=demo&number=0"):
+        status, headers, _ = get(server, path, method=method, data=b"state=COMPLETE" if method != "OPTIONS" else None)
+        assert status == 405 and headers["Allow"] == "GET, HEAD"
+    assert trial_counts(database[0]) == before
+
+
+def test_head_sends_headers_only(server):
+    status, headers, body = get(server, "/", method="HEAD")
+    assert status == 200 and int(headers["Content-Length"]) > 1000 and body == b""
+
+
+def test_foreign_host_header_is_refused(server):
+    assert get(server, "/", headers={"Host": "evil.example:8080"})[0] == 403
+    assert get(server, "/", headers={"Host": "localhost:8080"})[0] == 200
+
+
+def test_names_are_escaped_everywhere(server):
+    for path in (f"/?study={quote(HOSTILE)}", "/studies", f"/trial?study={quote(HOSTILE)}&number=0",
+                 f"/compare?a=demo&b={quote(HOSTILE)}", f"/trial?study={quote(HOSTILE)}&number=7"):
+        page = get(server, path)[2].decode()
+        assert HOSTILE not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page or "\\u003cscript\\u003e" in page, path
+
+
+def test_compare_json_has_both_fronts(server):
+    payload = json.loads(get(server, f"/api/compare?a=demo&b={quote(HOSTILE)}")[2])
+    fronts = [t["name"] for t in payload["figures"]["latency"]["data"] if (t.get("meta") or {}).get("role") == "front"]
+    assert fronts == ["demo: front", "&lt;script&gt;alert(1)&lt;/script&gt;: front"]
+
+
+def test_new_trials_change_the_version(tmp_path):
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    study = create_study(url, "live")
+    add_trial(study, 0)
+    with running_dashboard(url) as served:
+        first = json.loads(get(served, "/api/study?study=live")[2])
+        add_trial(study, 1)
+        second = json.loads(get(served, f"/api/study?study=live&version={quote(first['version'])}")[2])
+    assert second["version"] != first["version"] and len(second["rows"]) == 2
+
+
+def test_cli_reports_missing_database_and_study(tmp_path, database):
+    missing = run_cli("dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--port", "0")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no database at" in missing.stderr
+    assert not (tmp_path / "none.db").exists()
+    unknown = run_cli("dashboard", "--storage", database[0], "--study", "nope", "--port", "0")
+    assert unknown.returncode == 2 and "available: demo" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_cli_serves_until_stopped(database):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search", "dashboard", "--storage", database[0], "--port", "0"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stderr.readline()
+        address = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        assert fetch(address + "api/studies")[0] == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 0

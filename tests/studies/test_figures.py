@@ -1,0 +1,179 @@
+"""Figures of a real SQLite study: point counts, front membership, presets, constraints, hypervolume."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from studies import figures, pareto
+from tests.studies.factory import add_trial, create_study, sample_study
+
+COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Read-only for the tests of this module (built once: a SQLite study takes about a second)."""
+    return sample_study(f"sqlite:///{tmp_path_factory.mktemp('figures') / 'figures.db'}", "demo", complete=COMPLETE)
+
+
+@pytest.fixture(scope="module")
+def info(study):
+    return figures.pareto_info(study)
+
+
+def trial_traces(figure):
+    return [trace for trace in figure.data if (trace.meta or {}).get("role") == "trials"]
+
+
+def plotted_numbers(figure) -> list[int]:
+    return sorted(int(n) for trace in trial_traces(figure) for n in trace.customdata)
+
+
+def complete_numbers(study) -> list[int]:
+    return sorted(t.number for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+@pytest.mark.parametrize("x", ["latency_ms", "size_kb"])
+@pytest.mark.parametrize("color_by", ["kind", "quant"])
+def test_every_complete_trial_is_one_point(study, info, x, color_by):
+    figure = figures.pareto_figure(info, x, color_by)
+    assert plotted_numbers(figure) == complete_numbers(study)
+    for trace in trial_traces(figure):
+        assert len(trace.x) == len(trace.y) == len(trace.customdata) == len(trace.hovertext)
+
+
+def test_3d_view_holds_every_complete_trial(study, info):
+    figure = figures.pareto_3d_figure(info, "quant")
+    assert plotted_numbers(figure) == complete_numbers(study)
+    assert all(trace.type == "scatter3d" for trace in trial_traces(figure))
+
+
+def test_front_matches_optunas_best_trials_and_excludes_infeasible(study, info):
+    expected = {t.number for t in study.best_trials}  # optuna leaves out trials whose constraints are violated
+    assert {p.number for p in info.front} == expected
+    infeasible = [p for p in info.points if p.infeasible]
+    assert [p.infeasible for p in infeasible] == ["latency 55 ms > max 40 ms"]
+    assert not infeasible[0].on_front
+
+
+def test_dominated_points_are_faded_and_front_points_solid(info):
+    figure = figures.pareto_figure(info, "latency_ms")
+    front = {p.number for p in info.front}
+    for trace in trial_traces(figure):
+        if trace.name in ("infeasible (rejected)",):
+            continue
+        for number in trace.customdata:
+            solid = trace.marker.opacity == 1.0
+            assert solid == (number in front), (trace.name, number)
+
+
+def test_front_line_joins_the_two_objective_front_in_order(info):
+    figure = figures.pareto_figure(info, "latency_ms")
+    line = next(trace for trace in figure.data if (trace.meta or {}).get("role") == "front")
+    points = [(p.latency_ms, p.dice) for p in info.feasible]
+    expected = sorted(
+        (lat, dice) for lat, dice in points
+        if not any(l2 <= lat and d2 >= dice and (l2, d2) != (lat, dice) for l2, d2 in points)
+    )
+    assert list(zip(line.x, line.y)) == expected
+    assert line.line.shape == "hv" and line.hoverinfo == "skip"
+
+
+def test_presets_are_marked_apart_with_symbol_and_label(info):
+    figure = figures.pareto_figure(info, "latency_ms")
+    presets = [trace for trace in figure.data if trace.name == "hand-designed presets"]
+    assert presets
+    labels = sorted(label for trace in presets for label in trace.text)
+    assert labels == ["unet-depthwise", "unet-standard"]
+    assert all(trace.marker.symbol == "diamond" and "text" in trace.mode for trace in presets)
+    preset_numbers = {int(n) for trace in presets for n in trace.customdata}
+    others = {int(n) for trace in trial_traces(figure) if trace not in presets for n in trace.customdata}
+    assert preset_numbers == {p.number for p in info.points if p.preset}
+    assert not preset_numbers & others
+
+
+def test_hover_summarises_the_trial(info):
+    point = next(p for p in info.points if p.preset == "unet-standard")
+    assert f"trial #{point.number}" in point.hover
+    assert "preset unet-standard" in point.hover and "Dice 0.9000" in point.hover and "30 ms" in point.hover
+
+
+def test_colour_by_kind_or_quant_names_the_categories(info):
+    kinds = {t.name for t in trial_traces(figures.pareto_figure(info, color_by="kind"))}
+    quants = {t.name for t in trial_traces(figures.pareto_figure(info, color_by="quant"))}
+    extra = {"hand-designed presets", "infeasible (rejected)"}
+    assert kinds - extra <= set(figures.KIND_COLORS) and len(kinds - extra) >= 3
+    assert quants - extra <= set(figures.QUANT_COLORS) and len(quants - extra) >= 3
+    with pytest.raises(ValueError, match="choose one of kind, quant"):
+        figures.pareto_figure(info, color_by="colour")
+
+
+def test_constraint_lines_where_set(tmp_path, info):
+    latency = figures.pareto_figure(info, "latency_ms")
+    lines = {(s.type, s.x0 if s.x0 == s.x1 else None, s.y0 if s.y0 == s.y1 else None) for s in latency.layout.shapes}
+    assert ("line", 40.0, None) in lines and ("line", None, 0.5) in lines
+    size = figures.pareto_figure(info, "size_kb")  # no max_size_kb in the config: only the Dice line
+    assert [(s.y0, s.y1) for s in size.layout.shapes] == [(0.5, 0.5)]
+
+    bare = create_study(f"sqlite:///{tmp_path / 'bare.db'}", "bare", config={})
+    add_trial(bare, 0)
+    assert not figures.pareto_figure(figures.pareto_info(bare)).layout.shapes
+
+
+def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info):
+    reference = figures.reference_point(info)
+    assert reference == {"dice": 0.0, "latency_ms": 40.0, "size_kb": pytest.approx(1.1 * 1900.0)}
+    losses = np.array([[1 - p.dice, p.latency_ms / 40.0, p.size_kb / reference["size_kb"]] for p in info.feasible])
+    expected = optuna._hypervolume.compute_hypervolume(losses[np.all(losses <= 1, axis=1)], np.ones(3))
+    numbers, values = figures.hypervolume_history(info)
+    assert numbers == sorted(t.number for t in study.trials)  # every finished trial, failed ones included
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(expected)
+    figure = figures.hypervolume_figure(info)
+    assert list(figure.data[0].y) == values
+
+
+def test_knee_is_marked_and_is_on_the_front(study, info):
+    knee = pareto.knee(pareto.study_points(study))
+    assert info.knee == knee.number and knee.number in {p.number for p in info.front}
+    figure = figures.pareto_figure(info, "latency_ms")
+    arrows = [a for a in figure.layout.annotations if a.text == "knee"]
+    assert len(arrows) == 1 and arrows[0].x == knee.values["latency_ms"]
+
+
+def test_two_studies_fronts_on_one_plot(tmp_path, info):
+    other = create_study(f"sqlite:///{tmp_path / 'other.db'}", "other")
+    for index in range(6):
+        add_trial(other, index, seed=7)
+    second = figures.pareto_info(other)
+    figure = figures.compare_figure(info, second, "latency_ms")
+    fronts = [t for t in figure.data if (t.meta or {}).get("role") == "front"]
+    assert [t.name for t in fronts] == ["demo: front", "other: front"]
+    studies = {pair[1] for trace in trial_traces(figure) for pair in trace.customdata}
+    assert studies == {"demo", "other"}
+    assert len(plotted_numbers_pairs(figure)) == len(info.feasible) + len(second.feasible)
+    history = figures.hypervolume_figure(info, second)
+    assert [t.name for t in history.data] == ["demo", "other"]
+
+
+def plotted_numbers_pairs(figure):
+    return [tuple(pair) for trace in trial_traces(figure) for pair in trace.customdata]
+
+
+def test_names_are_escaped_in_figures(tmp_path):
+    name = "<script>alert(1)</script>"
+    study = create_study(f"sqlite:///{tmp_path / 'x.db'}", name)
+    add_trial(study, 0, preset="<b>evil</b>")
+    info = figures.pareto_info(study)
+    figure = figures.pareto_figure(info)
+    assert "<script>" not in figure.layout.title.text and "&lt;script&gt;" in figure.layout.title.text
+    assert "<b>evil</b>" not in info.points[0].hover and "&lt;b&gt;evil" in info.points[0].hover
+
+
+def test_empty_study_draws_empty_figures_with_a_note(tmp_path):
+    study = create_study(f"sqlite:///{tmp_path / 'empty.db'}", "empty")
+    info = figures.pareto_info(study)
+    for figure in figures.study_figures(info).values():
+        assert any("no complete trials yet" in a["text"] for a in figure["layout"].get("annotations", []))

@@ -1,0 +1,58 @@
+"""status computation and the `search status` / `search studies` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studies import status
+from tests.conftest import run_cli
+
+
+def test_study_status_counts_front_time_overhead(study_db):
+    _, study = study_db
+    result = status.study_status(study)
+    assert result.states == {"COMPLETE": 4, "FAIL": 1}
+    assert [p.number for p in result.front] == [0, 1, 2]  # by dice, best first
+    assert 0 < result.hypervolume < 1
+    assert result.stage_seconds == {"train": 40.0, "convert": 8.0, "latency": 4.0}
+    assert result.overhead_seconds == pytest.approx(4.0)
+    assert result.overhead_fraction == pytest.approx(4.0 / 56.0)
+    text = status.format_status(result)
+    assert "trials: 5 (complete 4, fail 1)" in text and "hypervolume" in text and "overhead" in text
+
+
+def test_status_cli(study_db, tmp_path):
+    url, _ = study_db
+    result = run_cli("status", "--storage", url, cwd=tmp_path)  # default: the most recent study, demo
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("study demo in sqlite:///")
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["trial", "summary"])
+    assert [line.split()[0] for line in lines[header + 1:header + 4]] == ["0", "1", "2"]
+    assert "latency ms" in lines[header] and "size KB" in lines[header]
+
+    data = json.loads(run_cli("status", "--storage", url, "--study", "demo", "--json", cwd=tmp_path).stdout)
+    assert data["states"] == {"COMPLETE": 4, "FAIL": 1}
+    assert [row["number"] for row in data["front"]] == [0, 1, 2] and data["front"][1]["latency_ms"] == 20.0
+
+    missing = run_cli("status", "--storage", url, "--study", "nope", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"search: error: no study 'nope' in {url}; available: empty, demo (see 'search studies')"
+
+    (tmp_path / "fresh").mkdir()
+    no_db = run_cli("status", cwd=tmp_path / "fresh")
+    assert no_db.returncode == 2 and "no database at studies.db" in no_db.stderr
+
+
+def test_studies_cli(study_db, tmp_path):
+    url, _ = study_db
+    result = run_cli("studies", "--storage", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [row[:6] for row in rows] == [["empty", "0", "0", "0", "0", "0"], ["demo", "5", "4", "0", "1", "0"]]
+    data = json.loads(run_cli("studies", "--storage", url, "--json", cwd=tmp_path).stdout)
+    assert [(d["name"], d["n_trials"]) for d in data] == [("empty", 0), ("demo", 5)]
+    bad = run_cli("studies", "--storage", "redis://localhost", cwd=tmp_path)
+    assert bad.returncode == 2 and "sqlite:///" in bad.stderr
