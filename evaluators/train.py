@@ -201,10 +201,12 @@ def fit_candidate(
     dict: ``training_form`` (``masked``/``native``), ``float_epochs``, ``qat_epochs``, ``qat``
     (applied or not), ``qat_unannotated`` (layers left in float), ``qat_note``, ``sparsity_target``,
     ``sparsity`` (zeros among the kernels of the returned model), ``xnnpack_policy`` and
-    ``xnnpack_policy_reason``, ``transfer_max_diff`` (masked vs native outputs on a few images).
+    ``xnnpack_policy_reason``, ``transfer_max_diff`` (masked vs native outputs on a few images),
+    ``seconds`` (all of it: building, training, transfer).
     """
     from space.model import build
 
+    start = time.perf_counter()
     form = "masked" if any(stage.groups > 1 for _, _, stage in spec.stages()) else "native"
     wants_qat = spec.quant.mode == "int8-qat"
     float_epochs, qat_epochs = split_epochs(epochs, wants_qat, spec.sparsity > 0, qat_fraction)
@@ -228,6 +230,7 @@ def fit_candidate(
     from evaluators import compress
 
     info["sparsity"] = compress.sparsity(native)
+    info["seconds"] = time.perf_counter() - start
     return native, history, info
 
 

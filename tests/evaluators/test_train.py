@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from evaluators.accuracy import evaluate_keras, evaluate_tflite, predict_keras, predict_tflite, score
-from evaluators.train import History, TrainingError, fit_candidate, split_epochs, train
+from evaluators.train import History, TrainingError, fit_candidate, split_epochs, train, training_dataset
 from space.convert import to_tflite
 from space.model import build, transfer_weights
 from space.spec import CandidateSpec, QuantSpec, StageSpec, uniform
@@ -28,6 +28,17 @@ def test_training_scores_clearly_above_untrained_on_tflite_and_reports_int8(data
     assert trained["dice"] == pytest.approx(trained["float_dice"], abs=1e-6)  # float TFLite = Keras
     assert int8["dice"] == pytest.approx(trained["dice"], abs=0.05)
     assert history.val_dice[-1] == pytest.approx(trained["float_dice"], abs=1e-6)
+
+
+def test_flips_move_image_and_mask_together():
+    rng = np.random.default_rng(0)
+    masks = (rng.uniform(0, 1, (16, 8, 8, 1)) > 0.5).astype(np.float32)
+    images = np.concatenate([masks, rng.uniform(0, 1, (16, 8, 8, 2))], axis=-1).astype(np.float32)
+    batches = list(training_dataset(images, masks, batch_size=16, seed=0).as_numpy_iterator())
+    flipped_images, flipped_masks = batches[0]
+    np.testing.assert_array_equal(flipped_images[..., :1], flipped_masks)
+    originals = {m.tobytes() for m in masks}
+    assert sum(m.tobytes() not in originals for m in flipped_masks) >= 4  # some were flipped
 
 
 def test_training_is_seeded(data):
@@ -82,12 +93,13 @@ def test_masked_grouped_training_matches_native_training(data):
 
 
 def test_fit_candidate_trains_grouped_specs_masked_and_returns_the_native_model(data):
-    spec = tiny("shuffle", groups=2, width=8)
+    spec = tiny("shuffle", groups=2, width=4)
     model, history, info = fit_candidate(spec, data, epochs=1, batch_size=8, seed=0)
     assert info["training_form"] == "masked" and info["transfer_max_diff"] < 1e-4
     assert not any(type(layer).__name__ == "MaskedGroupConv2D" for layer in model.layers)
     assert max(layer.groups for layer in model.layers if hasattr(layer, "groups")) == 2
     assert history.epochs == 1 and info["qat"] is False and info["sparsity"] == 0.0
+    assert info["seconds"] >= history.seconds > 0
 
 
 def test_pruning_reaches_the_target_sparsity_and_converts(data):
@@ -125,3 +137,13 @@ def test_qat_of_every_block_kind_converts_to_full_integer_tflite(data):
     assert dtypes <= {"int8", "int32"}, dtypes  # no float tensor anywhere: full integer
     tflite, keras = evaluate_tflite(model_bytes, data), evaluate_keras(model, data)
     assert tflite["dice"] == pytest.approx(keras["dice"], abs=0.05)
+
+
+@pytest.mark.slow
+def test_pruning_then_qat_keeps_the_sparsity(data):
+    spec = tiny("group", groups=2, width=4, sparsity=0.5, quant=QuantSpec("int8-qat", calibration_images=8))
+    model, history, info = fit_candidate(spec, data, epochs=3, batch_size=8, seed=0)
+    assert (info["float_epochs"], info["qat_epochs"], info["qat"]) == (2, 1, True)
+    assert info["sparsity"] == pytest.approx(0.5, abs=0.02)
+    model_bytes = to_tflite(model, spec.quant, data.train_images)
+    assert evaluate_tflite(model_bytes, data)["dice"] == pytest.approx(evaluate_keras(model, data)["dice"], abs=0.05)
