@@ -31,6 +31,10 @@ class DeviceBusy(DeviceError):
     """The device is measuring something else (HTTP 409); worth retrying later."""
 
 
+class DeviceRefused(DeviceError, PermissionError):
+    """The device refused the token (HTTP 401): a setting to fix, not worth retrying."""
+
+
 class DeviceUnreachable(DeviceError):
     """The device did not answer (refused, reset, timed out); worth retrying later."""
 
@@ -202,7 +206,7 @@ class RemoteDevice(Device):
         if status == 409:
             raise DeviceBusy(f"{self.url}: busy ({message})")
         if status == 401:
-            raise DeviceError(f"{self.url}: token refused; pass --device-token or set {TOKEN_ENV}")
+            raise DeviceRefused(f"{self.url}: token refused; pass --device-token or set {TOKEN_ENV}")
         if status in (400, 413):
             raise ValueError(f"{self.url}: {message}")
         raise DeviceError(f"{self.url}: HTTP {status}: {message}")
