@@ -222,6 +222,8 @@ def ensure_tables(engine: sqlalchemy.Engine) -> None:
                 f"the database was written by a newer nas-lite (result schema {version}, this one knows up to "
                 f"{records.SCHEMA_VERSION}); upgrade nas-lite (pip install -U nas-lite) to open it"
             )
+        if version == records.SCHEMA_VERSION:
+            return  # current: opening writes nothing (the dashboard and export only read)
         while version < records.SCHEMA_VERSION:
             if version not in records.UPGRADES:
                 raise ValueError(f"result schema {version} cannot be upgraded by this nas-lite; export your models with the nas-lite that wrote it")
