@@ -148,9 +148,12 @@ def _open(path):
             image.load()
             if image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB")
-            return np.asarray(image)
+            array = np.asarray(image)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"{path}: cannot read this image ({error}); replace or remove the file") from None
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise DatasetError(f"{path}: holds NaN or infinite pixel values, which would make the loss NaN; replace or remove the file")
+    return array
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:
@@ -180,7 +183,8 @@ def _progress(items, enabled, description):
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False)
+    # disable=None: no bar where stderr is not a terminal (a log, a pipe), so errors stay one clean line
+    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False, disable=None)
 
 
 # -- the built-in dataset ---------------------------------------------------------------------

@@ -31,6 +31,10 @@ class DeviceBusy(DeviceError):
     """The device is measuring something else (HTTP 409); worth retrying later."""
 
 
+class DeviceRefused(DeviceError, PermissionError):
+    """The device refused the token (HTTP 401): a setting to fix, not worth retrying."""
+
+
 class DeviceUnreachable(DeviceError):
     """The device did not answer (refused, reset, timed out); worth retrying later."""
 
@@ -161,7 +165,7 @@ class RemoteDevice(Device):
 
     def info(self) -> dict:
         if self._info is None:
-            self._info = self._request("GET", "/info")
+            self._info = self._request("GET", "/info", timeout=self.connect_timeout)  # answered at once by an agent
         return self._info
 
     def measure(self, model_bytes: bytes, protocol=None) -> dict:
@@ -172,7 +176,8 @@ class RemoteDevice(Device):
         result = self._request("POST", "/benchmark", bytes(model_bytes), headers)
         return {**result, "device": self.name}
 
-    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> dict:
+    def _request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+                 timeout: float | None = None) -> dict:
         parts = urllib.parse.urlsplit(self.url)
         connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         connection = connection_class(parts.hostname, parts.port, timeout=self.connect_timeout)
@@ -181,7 +186,7 @@ class RemoteDevice(Device):
             headers["Authorization"] = f"Bearer {self.token}"
         try:
             connection.connect()
-            connection.sock.settimeout(self.read_timeout)  # a benchmark takes a while to answer
+            connection.sock.settimeout(timeout or self.read_timeout)  # a benchmark takes a while to answer
             connection.request(method, parts.path.rstrip("/") + path, body=body, headers=headers)
             response = connection.getresponse()
             status, text = response.status, response.read().decode(errors="replace")
@@ -202,7 +207,7 @@ class RemoteDevice(Device):
         if status == 409:
             raise DeviceBusy(f"{self.url}: busy ({message})")
         if status == 401:
-            raise DeviceError(f"{self.url}: token refused; pass --device-token or set {TOKEN_ENV}")
+            raise DeviceRefused(f"{self.url}: token refused; pass --device-token or set {TOKEN_ENV}")
         if status in (400, 413):
             raise ValueError(f"{self.url}: {message}")
         raise DeviceError(f"{self.url}: HTTP {status}: {message}")

@@ -79,7 +79,26 @@ class SearchConfig:
                 raise ValueError(f"{name.replace('_', '-')}: must be positive, got {value}")
         if self.min_dice is not None and not 0 <= self.min_dice <= 1:
             raise ValueError(f"min-dice: must be between 0 and 1, got {self.min_dice}")
-        self.space  # validates the narrowing now, not in a worker
+        self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
+
+    def _check_input_sizes(self, space) -> None:
+        """Every input size must suit every depth the search may build, or every trial would fail."""
+        from space.presets import PRESETS
+        from space.spec import halvable
+
+        depths = {depth: "--depths" for depth in space.depths}
+        if self.enqueue_presets:
+            depths.update({spec.depth: "the presets (--enqueue-presets)" for spec in PRESETS.values() if spec.depth not in depths})
+        flag = "--search-input-size" if self.search_input_size else "--image-size"
+        for size in self.search_input_size or (self.image_size,):
+            for depth, where in sorted(depths.items()):
+                if not halvable(size, depth):
+                    step = 2 ** depth
+                    near = max(2 * step, round(size / step) * step)
+                    raise ValueError(
+                        f"{flag}: {size} cannot be halved {depth} times (depth {depth} of {where}); "
+                        f"use a multiple of {step} such as {near}, or search smaller depths"
+                    )
 
     @property
     def directions(self) -> list[str]:

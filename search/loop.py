@@ -38,6 +38,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     storage = open_storage(config.storage)
     config, exists = _settings(config, explicit, storage)
     data = _load_data(config, reporter)  # bad data stops here, before a study is created
+    _check_devices(config)  # so does a board that cannot measure, before any training is spent
     if not exists:
         _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)
@@ -60,6 +61,8 @@ def _settings(config: SearchConfig, explicit: set[str], storage) -> tuple[Search
     if config.study not in names:
         return config, False
     stored = names[config.study].user_attrs.get("config")
+    if stored is None and names[config.study].n_trials == 0:
+        return config, False  # its creation was interrupted, or is under way in another process
     if stored is None:
         raise ValueError(f"--study {config.study}: this study was not made by nas-lite; choose another name")
     return merge_with_stored(config, explicit, stored), True
@@ -72,20 +75,34 @@ def _create_study(config: SearchConfig, storage) -> None:
     if "config" in study.user_attrs:
         return  # another process created it a moment ago
     study.set_metric_names(list(config.objectives))
-    study.set_user_attr("config", config.to_dict())
     study.set_user_attr("constraints", config.constraints)
+    study.set_user_attr("config", config.to_dict())  # last: a study with its config is complete
 
 
 def _load_data(config: SearchConfig, reporter):
+    import warnings
+
     from evaluators.data import load_dataset
 
-    data = load_dataset(
-        config.data, config.image_size, config.channels, seed=config.seed,
-        synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the reporter shows data.warnings, once
+        data = load_dataset(
+            config.data, config.image_size, config.channels, seed=config.seed,
+            synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
+        )
     for note in data.warnings:
         reporter.note(f"warning: {note}")
     return data
+
+
+def _check_devices(config: SearchConfig) -> None:
+    """Ask every board for its info once: a malformed URL, an unreachable board or a refused token
+    is an error now rather than a failed trial after each training."""
+    from evaluators.devices import open_devices
+
+    device = open_devices(list(config.devices), config.device_token, config.threads)
+    for board in getattr(device, "devices", []):
+        board.info()
 
 
 def counted(trials) -> list:

@@ -5,11 +5,16 @@ from __future__ import annotations
 from search.config import SAMPLERS, SearchConfig
 
 
-def make_sampler(config: SearchConfig, worker: int = 0):
-    """The sampler for ``config``; each worker gets its own seed so that they propose different trials."""
+def make_sampler(config: SearchConfig, stream: int = 0):
+    """The sampler for ``config``, seeded with ``config.seed`` and ``stream``.
+
+    Workers make one per trial with the trial number as ``stream``: the draws then depend on the
+    trial, not on the process, so workers, restarted searches and machines sharing a study never
+    repeat each other's candidates (a sampler seeded once per process would start its sequence anew).
+    """
     import optuna
 
-    seed = config.seed * 1000 + worker
+    seed = (config.seed * 1000 + stream) % 2 ** 32
     constraints = _constraints_func(len(config.constraints)) if config.constraints else None
     if config.sampler == "tpe":
         return optuna.samplers.TPESampler(

@@ -31,6 +31,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     import optuna
 
     from search.loop import _fail_stale
+    from search.samplers import make_sampler
     from search.trial import TrialContext, evaluate
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,6 +46,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
                 return
             time.sleep(2.0)  # another worker's trial: wait for it to finish or go stale
             continue
+        study.sampler = make_sampler(config, study._storage.get_trial_number_from_id(trial_id))
         _run_trial(study, optuna.Trial(study, trial_id), context, evaluate)
 
 

@@ -22,6 +22,11 @@ INTEGER_MODES = ("int8", "int16x8", "int8-qat")  # modes that need calibration o
 IO_TYPES = ("float32", "int8")
 
 
+def halvable(input_size: int, depth: int) -> bool:
+    """Whether ``depth`` encoder levels can halve ``input_size`` evenly, leaving at least 2 pixels."""
+    return input_size >= 2 ** (depth + 1) and input_size % 2 ** depth == 0
+
+
 def _choices(values) -> str:
     return ", ".join(str(v) for v in values)
 
@@ -110,7 +115,7 @@ class CandidateSpec:
             raise ValueError(f"base_width: must be a multiple of 4 and at least 4, got {self.base_width}")
         if self.input_channels not in (1, 3):
             raise ValueError(f"input_channels: choose 1 (grayscale) or 3 (RGB), got {self.input_channels}")
-        if self.input_size < 2 ** self.depth * 2 or self.input_size % 2 ** self.depth:
+        if not halvable(self.input_size, self.depth):
             raise ValueError(
                 f"input_size: {self.input_size} cannot be halved {self.depth} times; "
                 f"use a multiple of {2 ** self.depth} that is at least {2 ** (self.depth + 1)}, or a smaller depth"

@@ -2,8 +2,8 @@
 
 Contract of :func:`open_storage`:
 
-- ``sqlite:///PATH`` and ``postgresql://...`` URLs only; anything else is a ``ValueError`` that
-  lists the valid forms.
+- ``sqlite:///PATH`` and ``postgresql://...`` URLs only; anything else (an in-memory SQLite
+  database too) is a ``ValueError`` that lists the valid forms.
 - Nothing is modified before the database is known to be usable: a file that is not a SQLite
   database, a missing or unwritable folder, or a database whose nas-lite schema is newer than
   this code is refused with a one-line ``ValueError`` and left byte for byte as it was.
@@ -116,7 +116,8 @@ def sqlite_path(url: str) -> Path | None:
 
 def _check_sqlite_file(database: str | None, create: bool) -> None:
     if database in (None, "", ":memory:"):
-        return
+        # every connection would get its own empty database: nothing is kept, nothing is shared
+        raise ValueError(f"storage URL sqlite:///{database or ''} names no file; use {URL_FORMS}")
     path = Path(database)
     folder = path.absolute().parent
     if path.is_dir():
@@ -221,6 +222,8 @@ def ensure_tables(engine: sqlalchemy.Engine) -> None:
                 f"the database was written by a newer nas-lite (result schema {version}, this one knows up to "
                 f"{records.SCHEMA_VERSION}); upgrade nas-lite (pip install -U nas-lite) to open it"
             )
+        if version == records.SCHEMA_VERSION:
+            return  # current: opening writes nothing (the dashboard and export only read)
         while version < records.SCHEMA_VERSION:
             if version not in records.UPGRADES:
                 raise ValueError(f"result schema {version} cannot be upgraded by this nas-lite; export your models with the nas-lite that wrote it")

@@ -7,7 +7,8 @@ Optuna's storage, keyed by Optuna's ``trial_id`` (``FrozenTrial._trial_id`` or
 Contract:
 
 - Every method is one transaction in one session scope (:meth:`ResultStore.session`): it is
-  written completely or not at all, and retried while the database is locked.
+  written completely or not at all, and retried while the database is locked. A full disk is an
+  ``OSError`` that says so.
 - Getters return plain Python values (``bytes``, ``dict``, ``list``), never ORM objects, and
   ``None`` or ``[]`` for a trial with nothing stored.
 - Saving again for the same trial replaces the artifact (or the previews); measurements
@@ -71,7 +72,15 @@ class ResultStore:
             with self.session() as session:
                 return work(session)
 
-        return storage.retry_locked(once)
+        try:
+            return storage.retry_locked(once)
+        except sqlalchemy.exc.OperationalError as error:
+            if not any(text in str(error.orig) for text in ("disk is full", "No space left on device")):  # SQLite, PostgreSQL
+                raise
+            raise OSError(
+                f"the disk that holds {storage.shown(self.url)} is full, nothing of this write was kept; "
+                "free some space, then run the same command again"
+            ) from error
 
     def close(self) -> None:
         """Release the connections (the store cannot be used afterwards)."""
