@@ -142,7 +142,7 @@ def _train(trial, spec, context, clock, front_histories):
     from evaluators.train import fit_candidate
 
     config = context.config
-    fronts = front_histories()
+    fronts = [] if trial.user_attrs.get("preset") else front_histories()  # presets are references: never stopped
 
     def keep_going(epoch: int, val_dice: float) -> bool:
         history = trial.user_attrs.get("dice_history", []) + [round(float(val_dice), 4)]
