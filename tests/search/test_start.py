@@ -72,6 +72,7 @@ def test_start_runs_the_budget_and_stores_everything(tmp_path):
     assert "Pareto front" in result.stdout
 
 
+@pytest.mark.slow
 def test_start_continues_a_study_up_to_a_larger_budget(tmp_path):
     assert run_cli("start", "--budget", "1", "--study", "s", *TINY, cwd=tmp_path).returncode == 0
     result = run_cli("start", "--budget", "2", "--study", "s", "--json", cwd=tmp_path)  # settings come from the study
@@ -81,6 +82,7 @@ def test_start_continues_a_study_up_to_a_larger_budget(tmp_path):
     assert budget_state(load(tmp_path)) == (2, 0)
 
 
+@pytest.mark.slow
 def test_continuing_with_other_settings_is_refused(tmp_path):
     assert run_cli("start", "--budget", "1", "--study", "s", *TINY, cwd=tmp_path).returncode == 0
     result = run_cli("start", "--budget", "2", "--study", "s", "--image-size", "64", cwd=tmp_path)
@@ -101,6 +103,7 @@ def test_impossible_latency_constraint_trains_nothing(tmp_path):
         assert trial.user_attrs["constraints"][0] > 0
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_sqlite_file(tmp_path):
     result = run_cli("start", "--budget", "4", "--study", "s", "--workers", "2", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -108,6 +111,7 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
     assert budget_state(load(tmp_path)) == (4, 0)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_then_restart_ends_with_exactly_the_budget(tmp_path):
     command = [sys.executable, "-m", "search", "start", "--budget", "3", "--study", "s", *TINY]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_LITE_HEARTBEAT": "1,4"}
@@ -165,6 +169,7 @@ def test_arrays_are_float_images(tmp_path):
     assert np.array_equal(arrays["val_masks"], data.val_masks)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_share_a_postgresql_study(tmp_path, postgres_url):
     from search.loop import counted
