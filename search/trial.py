@@ -170,9 +170,10 @@ def front_histories(study) -> list[list[float]]:
 
 
 def _hopeless(epoch: int, val_dice: float, fronts: list[list[float]], epochs: int) -> bool:
-    """Below what every trial on the current front had at this epoch (0-based; never the last)."""
+    """Below what every trial on the current front had at this epoch (0-based). Never judged after
+    the first epoch, where many good candidates still predict nothing, nor after the last."""
     at_epoch = [history[epoch] for history in fronts if len(history) > epoch]
-    return epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
+    return 1 <= epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
 
 
 def _accuracy(trial, history, tflite, context, clock) -> dict:
