@@ -47,7 +47,10 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
             time.sleep(2.0)  # another worker's trial: wait for it to finish or go stale
             continue
         study.sampler = make_sampler(config, study._storage.get_trial_number_from_id(trial_id))
-        _run_trial(study, optuna.Trial(study, trial_id), context, evaluate)
+        try:
+            _run_trial(study, optuna.Trial(study, trial_id), context, evaluate)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            traceback.print_exc()  # another worker found its heartbeat stale, failed it and queued a retry: drop it
 
 
 def _run_trial(study, trial, context, evaluate) -> None:

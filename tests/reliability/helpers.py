@@ -7,11 +7,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 
-TINY = (
-    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--batch-size", "8",
-    "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8",
-)
-QUICK = (  # like TINY, with depthwise blocks of width 4 trained one epoch: a trial in a few seconds. Not int8:
+QUICK = (  # the tiny settings of tests/search, with depthwise blocks of width 4 trained one epoch. Not int8:
     # trained int8 models with dilated depthwise stages can fail XNNPACK's prepare (see README.md)
     "--data-limit", "40", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--depths", "3",
     "--widths", "4", "--block-kinds", "depthwise", "--dilations", "1,2", "--threads", "1", "--quant-modes", "float32,float16",
@@ -53,18 +49,6 @@ def integrity(path: Path) -> str:
     connection = sqlite3.connect(str(path))
     try:
         return connection.execute("PRAGMA integrity_check").fetchone()[0]
-    finally:
-        connection.close()
-
-
-def trial_states(path: Path, study: str) -> list[str]:
-    """The states of the trials of ``study`` in the SQLite file at ``path``, by trial number."""
-    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return [state for (state,) in connection.execute(
-            "select t.state from trials t join studies s on s.study_id = t.study_id where s.study_name = ? order by t.number",
-            (study,),
-        )]
     finally:
         connection.close()
 

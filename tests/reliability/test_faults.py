@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -163,11 +164,10 @@ def test_full_disk_when_the_artifact_is_written(tmp_path):
     assert second.state.name == "COMPLETE"
 
 
-# -- NaN loss ----------------------------------------------------------------------------------------
-def test_nan_loss_fails_the_trial_with_its_reason(tmp_path):
-    """A real worker process (``python -m search.worker``) gets training images with a NaN pixel (the
-    folder loader refuses such files, see test_inputs): the loss becomes NaN, the trial is FAIL with
-    the reason and the fix, and the worker goes on to the next trial and exits cleanly."""
+# -- one worker process, as the coordinator starts it ---------------------------------------------------
+def worker_job(tmp_path, study: str, budget: int, nan_pixel: bool = False):
+    """A study topped up with ``budget`` WAITING trials and the job file of ``python -m search.worker``,
+    made by the coordinator's own functions; the training images get a NaN pixel if asked."""
     import numpy as np
 
     from evaluators.data import Dataset, load_dataset
@@ -176,17 +176,75 @@ def test_nan_loss_fails_the_trial_with_its_reason(tmp_path):
     from studies.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    config = SearchConfig(budget=1, study="nan", storage=url, image_size=32, epochs=1, batch_size=8, depths=(3,),
+    config = SearchConfig(budget=budget, study=study, storage=url, image_size=32, epochs=1, batch_size=8, depths=(3,),
                           widths=(4,), block_kinds=("depthwise",), quant_modes=("float32",), threads=1)
-    _create_study(config, open_storage(url))
-    _top_up(load_study(tmp_path / "studies.db", "nan"), config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for metric names
+        _create_study(config, open_storage(url))
+    _top_up(load_study(tmp_path / "studies.db", study), config)
     clean = load_dataset("synthetic", 32, synthetic_count=20)
     images = clean.train_images.copy()
-    images[0, 3, 3, 0] = np.nan
-    data = _save_data(Dataset(images, clean.train_masks, clean.val_images, clean.val_masks, "nan"), tmp_path)
+    if nan_pixel:
+        images[0, 3, 3, 0] = np.nan
+    data = _save_data(Dataset(images, clean.train_masks, clean.val_images, clean.val_masks, study), tmp_path)
     job = tmp_path / "job.json"
     job.write_text(json.dumps({"config": config.to_dict(), "data": str(data), "index": 0, "deadline": None}))
-    worker = subprocess.run([sys.executable, "-m", "search.worker", str(job)], capture_output=True, text=True, env=ENV, timeout=600)
+    return [sys.executable, "-m", "search.worker", str(job)]
+
+
+def test_a_trial_failed_as_stale_while_its_worker_stalled_is_dropped_and_the_worker_goes_on(tmp_path):
+    """A worker stalls (SIGSTOP) mid-trial past the grace period; another process fails its trial as
+    stale and queues a retry, as every worker does. When the worker resumes, its next write finds the
+    trial finished: it drops that run, runs the retry and the rest, and exits cleanly."""
+    import optuna
+
+    from studies.storage import open_storage
+
+    database = tmp_path / "studies.db"
+    worker = subprocess.Popen(worker_job(tmp_path, "stall", budget=1), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while worker.poll() is None and not _query(database, _running_with("params")):
+        time.sleep(0.02)
+    _stop_outside_a_write(worker, database)
+    try:
+        time.sleep(5)  # > the 4 s grace period of NAS_LITE_HEARTBEAT=1,4
+        url = f"sqlite:///{database}"
+        study = optuna.load_study(study_name="stall", storage=open_storage(url, heartbeat_interval=1, grace_period=4))
+        optuna.storages.fail_stale_trials(study)
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    _, err = worker.communicate(timeout=600)
+    assert worker.returncode == 0, err[-3000:]
+    assert "UpdateFinishedTrialError" in err  # the dropped run, in the worker's log
+    (retry,) = assert_consistent(database, "stall", budget=1)
+    assert load_study(database, "stall").get_trials()[0].state.name == "FAIL"
+    assert retry.state.name == "COMPLETE" and retry.system_attrs["failed_trial"] == 0
+
+
+def _stop_outside_a_write(process, database) -> None:
+    """SIGSTOP ``process`` at a moment it holds no SQLite write lock (else every other writer would wait)."""
+    while True:
+        process.send_signal(signal.SIGSTOP)
+        time.sleep(0.05)
+        try:
+            connection = sqlite3.connect(database, timeout=0.2)
+            try:
+                connection.execute("begin immediate")
+                connection.rollback()
+                return
+            finally:
+                connection.close()
+        except sqlite3.OperationalError:
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.1)
+
+
+# -- NaN loss ----------------------------------------------------------------------------------------
+def test_nan_loss_fails_the_trial_with_its_reason(tmp_path):
+    """A real worker process (``python -m search.worker``) gets training images with a NaN pixel (the
+    folder loader refuses such files, see test_inputs): the loss becomes NaN, the trial is FAIL with
+    the reason and the fix, and the worker exits cleanly."""
+    command = worker_job(tmp_path, "nan", budget=1, nan_pixel=True)
+    worker = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
     assert worker.returncode == 0, worker.stderr[-3000:]
     (trial,) = assert_consistent(tmp_path / "studies.db", "nan", budget=1)
     assert trial.state.name == "FAIL"
@@ -280,6 +338,7 @@ def test_agent_killed_mid_search_fails_that_trial_naming_the_board(tmp_path):
 
 
 # -- two searches on one study ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_starts_on_one_study_at_once_share_the_budget(tmp_path):
     command = [sys.executable, "-m", "search", "start", "--budget", "2", "--study", "s", *QUICK]
     processes = [subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
