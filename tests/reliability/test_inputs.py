@@ -253,14 +253,10 @@ def test_export_errors_leave_the_database_alone(tmp_path, database, args, texts)
 
 
 def test_predict_on_a_file_that_is_not_tflite(tmp_path):
-    from search.cli import _command_module
-
-    if _command_module("predict") is None:
-        pytest.skip("search predict is not built yet (search/commands/predict.py)")
     model = tmp_path / "model.tflite"
     model.write_bytes(b"this is not a flatbuffer" * 10)
     write(tmp_path / "image.png", np.zeros((32, 32, 3), np.uint8))
-    assert_error(run_cli("predict", model, tmp_path / "image.png", cwd=tmp_path), 2, "model.tflite")
+    assert_error(run_cli("predict", model, tmp_path / "image.png", "-o", tmp_path, cwd=tmp_path), 2, "model.tflite")
 
 
 # -- --debug -----------------------------------------------------------------------------------------
