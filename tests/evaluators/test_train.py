@@ -114,6 +114,7 @@ def test_pruning_reaches_the_target_sparsity_and_converts(data):
     np.testing.assert_allclose(probabilities, predict_keras(model, data.val_images[:2]), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_qat_of_every_block_kind_converts_to_full_integer_tflite(data):
     """One spec with every block kind, a dilation, grouped stages (trained masked) and int8 QAT."""
     stage = StageSpec

@@ -91,6 +91,7 @@ def test_continuing_with_other_settings_is_refused(tmp_path):
     assert budget_state(load(tmp_path)) == (1, 0)
 
 
+@pytest.mark.slow
 def test_impossible_latency_constraint_trains_nothing(tmp_path):
     result = run_cli("start", "--budget", "3", "--study", "s", "--max-latency-ms", "0.0001", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
