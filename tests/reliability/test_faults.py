@@ -209,7 +209,9 @@ def test_a_trial_failed_as_stale_while_its_worker_stalled_is_dropped_and_the_wor
         time.sleep(5)  # > the 4 s grace period of NAS_LITE_HEARTBEAT=1,4
         url = f"sqlite:///{database}"
         study = optuna.load_study(study_name="stall", storage=open_storage(url, heartbeat_interval=1, grace_period=4))
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning
+            optuna.storages.fail_stale_trials(study)
     finally:
         worker.send_signal(signal.SIGCONT)
     _, err = worker.communicate(timeout=600)
