@@ -51,8 +51,9 @@ def _running_with(key: str, without: str | None = None) -> str:
 
 # -- SIGKILL at any moment ---------------------------------------------------------------------------
 MOMENTS = {
-    # the trial pipeline sets these attributes in this order: params (built), training, dice, latency_ms
-    "training": _running_with("params", without="training"),
+    # the trial pipeline sets these attributes in this order: summary (spec sampled), training
+    # (fit done), params, dice (converted and scored), latency_ms (timed, then stored)
+    "training": _running_with("summary", without="training"),
     "conversion": _running_with("training", without="dice"),
     "storing": _running_with("latency_ms"),
 }
