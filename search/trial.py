@@ -129,10 +129,9 @@ def _check_before_training(trial, spec, context, clock):
 
 def _record_costs(trial, spec, model) -> None:
     """Parameters and MACs from the layer shapes (a QAT-wrapped model is counted on a plain build)."""
-    from space.model import build, static_costs
+    from space.model import build, is_quantization_aware, static_costs
 
-    quantization_aware = any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
-    costs = static_costs(build(spec) if quantization_aware else model)
+    costs = static_costs(build(spec) if is_quantization_aware(model) else model)
     _set(trial, params=costs.params, macs=costs.macs)
 
 

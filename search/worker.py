@@ -32,7 +32,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
 
     from search.loop import _fail_stale
     from search.samplers import make_sampler
-    from search.trial import TrialContext, evaluate
+    from search.trial import evaluate
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _limit_threads(config.workers)

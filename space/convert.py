@@ -53,9 +53,6 @@ def _inference_function(model):
     )
 
 
-def _is_quantization_aware(model) -> bool:
-    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
-
 
 def _representative(calibration, count, mode):
     if calibration is None or len(calibration) == 0:

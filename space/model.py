@@ -61,6 +61,11 @@ def _block_diagonal(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.concatenate(blocks, axis=3)
 
 
+def is_quantization_aware(model) -> bool:
+    """Whether tensorflow-model-optimization wrapped ``model`` for quantization-aware training."""
+    return any(type(layer).__name__.startswith("Quantize") for layer in model.layers)
+
+
 @dataclasses.dataclass(frozen=True)
 class StaticCosts:
     """What a model costs before it runs: trainable + non-trainable parameters, multiply-accumulates."""
