@@ -8,6 +8,8 @@ import json
 import sys
 import time
 
+from search.loop import FINISHED
+
 
 class Reporter:
     def __init__(self, mode: str = "bar", out=sys.stdout, err=sys.stderr):
@@ -24,18 +26,19 @@ class Reporter:
         self.objectives = list(config.objectives)
         self.budget = config.budget
         trials = study.get_trials(deepcopy=False)
-        self.seen = {t.number for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL")}
+        self.seen = {t.number for t in trials if t.state.name in FINISHED}
+        self.done = _spent(trials)
         if self.mode == "json":
             self._json(event="start", study=study.study_name, storage=config.storage, budget=config.budget,
-                       finished=len(self.seen), data=data.describe())
+                       finished=self.done, data=data.describe())
             return
         self.note(f"study {study.study_name!r} in {config.storage}: budget {config.budget}, "
-                  f"{len(self.seen)} finished before; {data.describe()}; {config.workers} worker(s)")
-        self.first = len(self.seen)
+                  f"{self.done} finished before; {data.describe()}; {config.workers} worker(s)")
+        self.first = self.done
         if self.mode == "bar" and self.err.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=config.budget, initial=min(len(self.seen), config.budget), desc="trials",
+            self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",
                             unit="trial", file=self.err, dynamic_ncols=True, smoothing=0.1)
 
     def note(self, text: str) -> None:
@@ -47,7 +50,8 @@ class Reporter:
             print(text, file=self.err)
 
     def update(self, trials) -> None:
-        finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED", "FAIL") and t.number not in self.seen]
+        finished = [t for t in trials if t.state.name in FINISHED and t.number not in self.seen]
+        self.done = _spent(trials)
         for trial in sorted(finished, key=lambda t: t.number):
             self.seen.add(trial.number)
             if self.mode == "json":
@@ -55,8 +59,7 @@ class Reporter:
             elif self.mode == "bar":
                 self._write(trial_line(trial, self.objectives) + self._eta())
         if self.bar is not None:
-            done = sum(t.state.name in ("COMPLETE", "PRUNED", "FAIL") for t in trials)
-            self.bar.n = min(done, self.budget)
+            self.bar.n = min(self.done, self.budget)
             best = max((t.user_attrs.get("dice", 0.0) for t in trials if _feasible(t)), default=0.0)
             self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}")
             self.bar.refresh()
@@ -82,7 +85,7 @@ class Reporter:
         """``  [k/N, elapsed, ETA]`` for logs; the live bar shows the same itself."""
         if self.bar is not None:
             return ""
-        done, elapsed = len(self.seen), time.time() - self.started
+        done, elapsed = self.done, time.time() - self.started
         rate = elapsed / max(done - self.first, 1)
         left = max(self.budget - done, 0) * rate
         return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
@@ -95,6 +98,13 @@ class Reporter:
 
     def _json(self, **record) -> None:
         print(json.dumps(record), file=self.out, flush=True)
+
+
+def _spent(trials) -> int:
+    """Finished trials as the budget counts them: a failed trial that was retried counts once, as its retry."""
+    from search.loop import counted
+
+    return sum(t.state.name in FINISHED for t in counted(trials))
 
 
 def _clock(seconds: float) -> str:

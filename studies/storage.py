@@ -337,7 +337,8 @@ class NasLiteStorage(RDBStorage):
 
     # Optuna's heartbeat thread records the first beat a moment after the trial starts, and a RUNNING
     # trial without any beat is never found stale: a worker killed in that moment would leave its
-    # trial RUNNING forever. So every trial gets its first beat as it becomes RUNNING.
+    # trial RUNNING forever. So every trial gets its first beat before it becomes RUNNING (a beat on
+    # a WAITING trial is harmless), or, where Optuna creates it RUNNING, right after.
     def _create_new_trial(self, study_id, template_trial=None):
         # Optuna's _CachedStorage calls this private method directly (create_new_trial calls it too).
         frozen = retry_locked(lambda: RDBStorage._create_new_trial(self, study_id, template_trial))
@@ -345,11 +346,30 @@ class NasLiteStorage(RDBStorage):
             self.record_heartbeat(frozen._trial_id)
         return frozen
 
+    def _get_stale_trial_ids(self, study_id):
+        """Optuna's stale trials, and RUNNING trials that never beat (left by a database written
+        before the first beat was moved ahead of the state change) once they are older than the grace."""
+        stale = retry_locked(lambda: RDBStorage._get_stale_trial_ids(self, study_id))
+        return stale + retry_locked(lambda: self._silent_trial_ids(study_id))
+
+    def _silent_trial_ids(self, study_id) -> list[int]:
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        # Optuna stores datetime_start as naive UTC, from the clock of the process that started the trial.
+        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        oldest = now - datetime.timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+        with _create_scoped_session(self.scoped_session) as session:
+            running = (session.query(models.TrialModel)
+                       .filter(models.TrialModel.study_id == study_id, models.TrialModel.state == TrialState.RUNNING,
+                               models.TrialModel._datetime_start_utc < oldest, ~models.TrialModel.heartbeats.any())
+                       .all())
+            return [trial.trial_id for trial in running]
+
     def set_trial_state_values(self, trial_id, state, values=None):
-        changed = retry_locked(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values))
-        if changed and state == TrialState.RUNNING and self.heartbeat_interval:
+        if state == TrialState.RUNNING and self.heartbeat_interval:
             self.record_heartbeat(trial_id)
-        return changed
+        return retry_locked(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values))
 
 
 for _name in _RETRIED_METHODS:

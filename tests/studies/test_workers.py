@@ -70,6 +70,39 @@ def test_sigkilled_running_trial_is_failed_and_retried(tmp_path):
     assert trials[1].params == trials[0].params
 
 
+def test_running_trial_that_never_beat_is_failed_and_retried(tmp_path):
+    """A worker killed between a trial's state change and its first beat (or a database written by an
+    older version) leaves a RUNNING trial without a heartbeat row; Optuna alone would wait for it forever."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = storage.open_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="s", storage=opened, directions=list(METRICS.values()))
+    study.enqueue_trial({"x": 0.25})
+    trial_id = study._pop_waiting_trial_id()
+    with opened.engine.begin() as connection:  # undo the first beat, as if the kill came in between
+        connection.exec_driver_sql(f"delete from trial_heartbeats where trial_id = {trial_id}")
+    optuna.storages.fail_stale_trials(study)
+    assert [t.state.name for t in study.trials] == ["RUNNING"]  # younger than the grace period: left alone
+    time.sleep(2.5)
+
+    optuna.storages.fail_stale_trials(study)
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]
+    assert study.trials[1].system_attrs["failed_trial"] == 0
+
+
+def test_first_beat_comes_before_the_trial_is_running(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opened = storage.open_storage(url, heartbeat_interval=1, grace_period=2)
+    study = optuna.create_study(study_name="s", storage=opened, directions=list(METRICS.values()))
+    study.enqueue_trial({"x": 0.25})
+    states_at_beat = []
+    beat = opened.record_heartbeat
+    opened.record_heartbeat = lambda trial_id: (states_at_beat.append(opened.get_trial(trial_id).state.name), beat(trial_id))
+    study._pop_waiting_trial_id()
+    assert states_at_beat[0] == "WAITING"  # so a kill between the two steps never leaves a silent RUNNING trial
+
+
 def test_two_workers_on_one_sqlite_file(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"  # fresh: both workers also race to create the tables
     start_at = time.time() + 3.0
