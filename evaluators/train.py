@@ -96,7 +96,11 @@ def train(
     dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed)
     # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
     # time than with the new optimizer (seconds per trial for a small model), same results.
-    model.compile(optimizer=keras.optimizers.legacy.Adam(learning_rate), loss=bce_dice_loss)
+    optimizer = keras.optimizers.legacy.Adam(learning_rate)
+    # Slots made now, not inside the first traced step: a tf.function that creates variables is
+    # traced twice, and one trace of a U-Net's train step costs seconds.
+    optimizer._create_all_weights(model.trainable_variables)
+    model.compile(optimizer=optimizer, loss=bce_dice_loss)
     history = History()
     monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
     start = time.perf_counter()
@@ -170,9 +174,11 @@ def _monitor_class():
                 raise TrainingError(
                     f"loss became NaN at epoch {number}; lower the learning rate or check the data for NaN/inf values"
                 )
-            from evaluators.accuracy import dice_iou
+            from evaluators.accuracy import dice_iou, predict_keras
 
-            probabilities = self.model.predict(self.data.val_images, batch_size=self.batch_size, verbose=0)
+            # Eager calls: tracing Keras' predict function costs a U-Net about a second per trial,
+            # more than the few validation batches take to run op by op.
+            probabilities = predict_keras(self.model, self.data.val_images, batch_size=max(self.batch_size, 32))
             dice, _ = dice_iou(probabilities, self.data.val_masks)
             self.history.loss.append(loss)
             self.history.val_dice.append(dice)

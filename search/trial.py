@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 
 import numpy as np
@@ -21,6 +22,39 @@ class Infeasible(Exception):
     """The candidate breaks a constraint before training: recorded, not trained."""
 
 
+class TrainedModels:
+    """This worker's last few trained models, by what their training depends on.
+
+    Post-training quantization does not change training: a spec that differs from an earlier one
+    only in its PTQ settings (the presets ``unet`` and ``unet-int8``, or the sampler proposing one
+    architecture with another quant mode) is converted from the same trained model instead of
+    being trained again with the same seed to the same weights.
+    """
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.entries: OrderedDict[str, tuple] = OrderedDict()
+
+    @staticmethod
+    def key(spec) -> str:
+        from space.spec import QuantSpec
+
+        training = "int8-qat" if spec.quant.mode == "int8-qat" else "float32"
+        return spec.replace(quant=QuantSpec(training)).to_json()
+
+    def get(self, spec):
+        """``(model, history, info, trial number)`` of an earlier training of ``spec``, or None."""
+        entry = self.entries.get(self.key(spec))
+        if entry is not None:
+            self.entries.move_to_end(self.key(spec))
+        return entry
+
+    def put(self, spec, model, history, info, number: int) -> None:
+        self.entries[self.key(spec)] = (model, history, info, number)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
 @dataclasses.dataclass
 class TrialContext:
     """What every trial of a worker shares; built once per worker process."""
@@ -30,6 +64,7 @@ class TrialContext:
     device: object  # evaluators.devices.Device
     store: object  # studies.store.ResultStore
     protocol: object  # evaluators.runtime.Protocol
+    trained: TrainedModels = dataclasses.field(default_factory=TrainedModels)
 
     @property
     def calibration(self) -> np.ndarray:
@@ -136,6 +171,18 @@ def _record_costs(trial, spec, model) -> None:
 
 
 def _train(trial, spec, context, clock, front_histories):
+    earlier = context.trained.get(spec)
+    if earlier is not None:
+        model, history, info, number = earlier
+        _set(trial, dice_history=[round(float(dice), 4) for dice in history.val_dice],
+             training={**_jsonable(info), "reused_from": number})
+        return model, history
+    model, history = _fit(trial, spec, context, clock, front_histories)
+    context.trained.put(spec, model, history, trial.user_attrs.get("training", {}), trial.number)
+    return model, history
+
+
+def _fit(trial, spec, context, clock, front_histories):
     import optuna
 
     from evaluators.train import fit_candidate

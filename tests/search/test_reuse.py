@@ -1,0 +1,40 @@
+"""A spec that differs from an earlier one only in post-training quantization is not trained again."""
+
+from __future__ import annotations
+
+import optuna
+
+from evaluators.data import load_dataset
+from evaluators.devices import LocalDevice
+from search.config import SearchConfig
+from search.trial import TrialContext, evaluate
+from search.worker import _release_memory, search_protocol
+from space.sampling import params_of
+from space.spec import QuantSpec, uniform
+from studies.storage import open_storage
+from studies.store import ResultStore
+
+
+def test_a_spec_that_differs_only_in_ptq_reuses_the_trained_model(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=2, batch_size=8, depths=(3,), widths=(4,),
+                          threads=1, quant_modes=("float32", "int8"))
+    data = load_dataset("synthetic", 32, 3, seed=0, limit=40)
+    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), search_protocol(1))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
+    spec = uniform("depthwise", depth=3, base_width=4, input_size=32)
+    for mode in ("float32", "int8"):
+        study.enqueue_trial(params_of(spec.replace(quant=QuantSpec(mode)), config.space))
+        trial = study.ask()
+        study.tell(trial, evaluate(trial, context))
+        _release_memory()  # as the worker does between trials
+
+    first, second = study.trials
+    assert [first.user_attrs["quant"], second.user_attrs["quant"]] == ["float32", "int8"]
+    assert second.user_attrs["training"]["reused_from"] == first.number
+    assert "train" in first.user_attrs["seconds"] and "train" not in second.user_attrs["seconds"]
+    assert second.user_attrs["dice_history"] == first.user_attrs["dice_history"]
+    assert second.user_attrs["float_dice"] == first.user_attrs["float_dice"]
+    assert second.user_attrs["size_bytes"] < 0.9 * first.user_attrs["size_bytes"]  # really converted to int8
+    assert abs(second.user_attrs["dice"] - first.user_attrs["dice"]) < 0.05  # the same weights, only PTQ differs
