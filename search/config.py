@@ -26,7 +26,7 @@ class SearchConfig:
     study: str | None = None
     storage: str = "sqlite:///studies.db"
     data: str = "synthetic"
-    image_size: int = 48
+    image_size: int = 32
     channels: int = 3
     synthetic_count: int = 256
     data_limit: int | None = None

@@ -23,6 +23,7 @@ import numpy as np
 from search.config import SearchConfig, merge_with_stored
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+TEMP_PREFIX = "nas-lite-"
 
 
 def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
@@ -44,7 +45,9 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     study = optuna.load_study(study_name=config.study, storage=storage)
     reporter.begin(study, config, data)
     _top_up(study, config)
-    with tempfile.TemporaryDirectory(prefix="nas-lite-") as folder:
+    _remove_orphans()
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
+        (Path(folder) / "owner").write_text(str(os.getpid()))
         data_file = _save_data(data, Path(folder))
         deadline = time.time() + config.timeout if config.timeout else None
         workers = [_spawn_worker(config, data_file, index, Path(folder), deadline) for index in range(config.workers)]
@@ -144,6 +147,19 @@ def _fail_stale(study) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         optuna.storages.fail_stale_trials(study)
+
+
+def _remove_orphans() -> None:
+    """Delete the temporary folders (the dataset copy, worker logs) of searches that were SIGKILLed."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            os.kill(int((folder / "owner").read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):
+            pass  # not ours to judge: no owner file yet, or another user's search
 
 
 def _save_data(data, folder: Path) -> Path:

@@ -31,7 +31,7 @@ def _add_options(parser):
     parser.add_argument("--config", help="TOML file with the same keys as these options")
     data = parser.add_argument_group("data and training")
     data.add_argument("--data", help="'synthetic' (built in, the default) or a folder with images/ and masks/")
-    data.add_argument("--image-size", type=positive_int, help="input size of the models (default 48)")
+    data.add_argument("--image-size", type=positive_int, help="input size of the models (default 32)")
     data.add_argument("--channels", type=int, choices=(1, 3), help="input channels (default 3)")
     data.add_argument("--data-limit", type=positive_int, help="use at most this many image pairs")
     data.add_argument("--epochs", type=positive_int, help="training epochs per trial (default 3)")

@@ -115,7 +115,9 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_trial_then_restart_ends_with_exactly_the_budget(tmp_path):
     command = [sys.executable, "-m", "search", "start", "--budget", "3", "--study", "s", *TINY]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_LITE_HEARTBEAT": "1,4"}
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NAS_LITE_HEARTBEAT": "1,4", "TMPDIR": str(scratch)}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.time() + 300
@@ -126,9 +128,12 @@ def test_sigkill_mid_trial_then_restart_ends_with_exactly_the_budget(tmp_path):
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert budget_state(load(tmp_path))[1] >= 1  # the trial in flight is left RUNNING
+    assert [folder.name.startswith("nas-lite-") for folder in scratch.iterdir()] == [True]  # left by the kill
 
-    result = run_cli("start", "--budget", "3", "--study", "s", *TINY, cwd=tmp_path, env={"NAS_LITE_HEARTBEAT": "1,4"})
+    result = run_cli("start", "--budget", "3", "--study", "s", *TINY, cwd=tmp_path,
+                     env={"NAS_LITE_HEARTBEAT": "1,4", "TMPDIR": str(scratch)})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(scratch.iterdir())  # the killed run's dataset copy and logs were removed, and this run's
     study = load(tmp_path)
     assert budget_state(study) == (3, 0)
     assert not [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
