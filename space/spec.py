@@ -129,8 +129,6 @@ class CandidateSpec:
                     f"groups: {stage.groups} does not divide the {channels} channels of {where}; "
                     f"choose one of {_choices(g for g in GROUP_CHOICES if channels % g == 0)}"
                 )
-            if stage.kind == "fire" and channels < 8:
-                raise ValueError(f"base_width: fire blocks need at least 8 channels at {where}, got {channels}")
 
     @property
     def depth(self) -> int:
