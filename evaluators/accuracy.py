@@ -48,14 +48,11 @@ def interpreter(model_bytes: bytes, threads: int = 2):
 
     ``ValueError`` when the bytes are not a TFLite model or the runtime rejects them.
     """
+    from evaluators.runtime import open_interpreter
+
     check_tflite(model_bytes)
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # a Pi with the older runtime
-        from tflite_runtime.interpreter import Interpreter
-    try:
-        runner = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
-        runner.allocate_tensors()
+        runner = open_interpreter(model_bytes, threads)
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"LiteRT cannot load this model: {str(error).strip().splitlines()[0]}") from None
     return runner

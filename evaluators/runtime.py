@@ -16,12 +16,12 @@ import numpy as np
 
 try:
     from ai_edge_litert import __version__ as RUNTIME_VERSION
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     RUNTIME_NAME = "ai-edge-litert"
 except ImportError:  # a board with the older standalone runtime
     from tflite_runtime import __version__ as RUNTIME_VERSION
-    from tflite_runtime.interpreter import Interpreter
+    from tflite_runtime.interpreter import Interpreter, OpResolverType
 
     RUNTIME_NAME = "tflite-runtime"
 
@@ -110,6 +110,7 @@ def benchmark(model_bytes: bytes, protocol: Protocol = Protocol()) -> dict[str, 
         "protocol": protocol.to_dict(),
         "runtime": {"name": RUNTIME_NAME, "version": RUNTIME_VERSION},
         "delegate": delegated_ops(interpreter),
+        "xnnpack_error": interpreter.xnnpack_error,
         "peak_activation_bytes": _peak_activation_bytes(interpreter),
         "model_bytes": len(model_bytes),
         "input": {"shape": [int(n) for n in input_detail["shape"]], "dtype": np.dtype(input_detail["dtype"]).name},
@@ -136,13 +137,33 @@ def _cv(samples) -> float:
     return float(samples.std() / samples.mean()) if samples.mean() > 0 else 0.0
 
 
-def _load(model_bytes: bytes, threads: int):
-    """An interpreter with XNNPACK applied and tensors allocated, or ValueError with LiteRT's message."""
-    if not model_bytes:
-        raise ValueError("model: empty; send the bytes of a .tflite file")
+def open_interpreter(model_bytes: bytes, threads: int):
+    """A LiteRT interpreter with tensors allocated and XNNPACK applied, as a board's runtime does by
+    default. XNNPACK refuses to prepare some int8 models (it depends on their trained weights); those
+    run on LiteRT's own kernels instead, with XNNPACK's message in ``interpreter.xnnpack_error``
+    (None otherwise). LiteRT's ValueError or RuntimeError when neither loads the model."""
     try:
         interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
         interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
+        interpreter.xnnpack_error = None
+        return interpreter
+    except (ValueError, RuntimeError) as error:
+        if "XNNPACK" not in str(error):
+            raise
+        refused = _one_line(error)
+    interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=threads,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    interpreter.xnnpack_error = refused
+    return interpreter
+
+
+def _load(model_bytes: bytes, threads: int):
+    """An interpreter ready to time (see :func:`open_interpreter`), or ValueError with LiteRT's message."""
+    if not model_bytes:
+        raise ValueError("model: empty; send the bytes of a .tflite file")
+    try:
+        interpreter = open_interpreter(model_bytes, threads)
         details = interpreter.get_input_details()
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"model: LiteRT cannot load it: {_one_line(error)}") from None

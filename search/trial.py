@@ -244,6 +244,8 @@ def _measure(trial, tflite, context, clock) -> dict:
         latency_cv=stats["cv"], device=context.device.name, size_bytes=len(tflite),
         peak_memory_bytes=stats.get("peak_activation_bytes"),
     )
+    if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
+        _set(trial, xnnpack_error=stats["xnnpack_error"])
     return stats
 
 

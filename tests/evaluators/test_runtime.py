@@ -1,5 +1,7 @@
 """The latency protocol, delegate report and memory estimate, on real LiteRT runs."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,21 @@ def test_benchmark_reports_statistics_and_delegated_ops():
     assert result["delegate"]["outside"] == {}
     assert result["input"] == {"shape": [1, 32, 32, 3], "dtype": "float32"}
     assert result["model_bytes"] == len(unet_bytes())
+    assert result["xnnpack_error"] is None
+
+
+def test_a_model_xnnpack_refuses_is_timed_on_litert_kernels_and_says_so():
+    """A trained int8 U-Net of dilated depthwise stages (dw-d2,dw-d4,dw-d4|dw-d2 w4 at 32x32, one
+    epoch on the built-in data) that XNNPACK fails to prepare: LiteRT's own kernels run it."""
+    from evaluators.accuracy import predict_tflite
+
+    model = (Path(__file__).parent / "data" / "xnnpack_refuses_int8.tflite").read_bytes()
+    result = benchmark(model, Protocol(**QUICK))
+    assert "XNNPACK" in result["xnnpack_error"]
+    assert result["delegate"]["partitions"] == 0 and result["delegate"]["outside"]["DEPTHWISE_CONV_2D"] == 14
+    assert result["median_ms"] > 0
+    probabilities = predict_tflite(model, np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32))
+    assert probabilities.shape == (2, 32, 32, 1) and np.isfinite(probabilities).all()
 
 
 def test_ops_left_outside_the_delegate_are_named():
