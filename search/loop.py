@@ -32,14 +32,20 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
 
     import optuna
 
-    from studies.storage import open_storage
+    from studies.storage import new_sqlite_file, open_storage, remove_if_unused
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    new_file = new_sqlite_file(config.storage)
     storage = open_storage(config.storage)
-    config, exists = _settings(config, explicit, storage)
-    data = _load_data(config, reporter)  # bad data stops here, before a study is created
-    _check_devices(config)  # so does a board that cannot measure, before any training is spent
+    try:
+        config, exists = _settings(config, explicit, storage)
+        data = _load_data(config, reporter)  # bad data stops here, before a study is created
+        _check_devices(config)  # so does a board that cannot measure, before any training is spent
+    except Exception:
+        if new_file:
+            remove_if_unused(storage, new_file)  # a typo in --data leaves no stray studies.db behind
+        raise
     if not exists:
         _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)

@@ -98,6 +98,27 @@ def database_url(url: str, *, create: bool = True) -> sqlalchemy.URL:
     raise ValueError(f"storage URL scheme {parsed.drivername!r} is not supported; use {URL_FORMS}")
 
 
+def new_sqlite_file(url: str) -> Path | None:
+    """The path of the SQLite file ``url`` names when that file does not exist yet, else None."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
+
+
+def remove_if_unused(storage, path: Path) -> None:
+    """Delete the SQLite file at ``path`` (and its journal files) if it holds no study at all."""
+    if optuna.get_all_study_names(storage):
+        return  # another process made a study in it meanwhile
+    storage.engine.dispose()
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        leftover.unlink(missing_ok=True)
+
+
 def _postgres_driver() -> str:
     import importlib.util
 
