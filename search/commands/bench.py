@@ -71,6 +71,8 @@ def format_result(model_name: str, result: dict) -> str:
         f"XNNPACK   {delegate['partitions']} partition(s): {_op_counts(delegate['inside'])}",
         f"outside   {_op_counts(delegate['outside'])}",
     ]
+    if result.get("xnnpack_error"):  # an agent older than this field leaves it out
+        lines.append(f"warning: XNNPACK refused this model ({result['xnnpack_error']}); timed on LiteRT's own kernels")
     if result["cv"] > result["protocol"]["max_cv"]:
         lines.append(f"warning: cv {result['cv']:.1%} is above {result['protocol']['max_cv']:.0%} after "
                      f"{result['attempts']} attempt(s); the device was busy, treat the figures with care")

@@ -1,6 +1,7 @@
 """``search bench`` and ``search agent`` through the real command line."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,14 @@ def test_bench_prints_statistics(cli, model_file):
     assert "unet.tflite on local" in done.stdout
     for word in ("median", "p10", "p90", "cv", "XNNPACK", "CONV_2D x15", "outside   none", "peak activations"):
         assert word in done.stdout
+
+
+def test_bench_warns_when_xnnpack_refuses_the_model(cli):
+    model = Path(__file__).parents[1] / "evaluators" / "data" / "xnnpack_refuses_int8.tflite"
+    done = cli("bench", model, *QUICK_OPTIONS)
+    assert done.returncode == 0, done.stderr
+    assert "XNNPACK   0 partition(s)" in done.stdout
+    assert "warning: XNNPACK refused this model" in done.stdout and "timed on LiteRT's own kernels" in done.stdout
 
 
 def test_bench_json_on_an_agent(cli, model_file):
