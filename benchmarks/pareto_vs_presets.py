@@ -1,7 +1,7 @@
 """Does a search find models that dominate the hand-designed variants?
 
     python benchmarks/pareto_vs_presets.py --data ../shared/datasets/dsb2018_nuclei \\
-        [--budget 50] [--image-size 128] [--epochs 5] [--data-limit N]
+        [--budget 50] [--image-size 128] [--epochs 5] [--data-limit N] [--report-only]
 
 One fresh study: the 14 presets (7 float, 7 int8) are enqueued first, then ``--budget`` searched
 trials, all with the same data, training budget and latency protocol. Prints a markdown table:
@@ -34,11 +34,39 @@ def main(argv=None) -> None:
                         help="cpu (default here): one thread's CPU time, steady while other work shares the machine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    parser.add_argument("--report-only", action="store_true",
+                        help="report on the study these settings made so far (an interrupted run continues when started again)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    study = search(args)
-    report(study, args, time.time() - started)
+    if args.report_only:
+        study = _load(args)
+        report(study, args, _trial_wall_seconds(study))
+    else:
+        study = search(args)
+        report(study, args, time.time() - started)
+
+
+def _name(args) -> str:
+    return f"presets-vs-search-{Path(args.data).name}-{args.image_size}-b{args.budget}-e{args.epochs}-s{args.seed}"
+
+
+def _storage(args) -> str:
+    return f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}"
+
+
+def _load(args):
+    import optuna
+
+    from studies.storage import open_storage
+
+    return optuna.load_study(study_name=_name(args), storage=open_storage(_storage(args), create=False))
+
+
+def _trial_wall_seconds(study) -> float:
+    """From the first trial's start to the last one's end (the run was interrupted or is going on)."""
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds() if trials else 0.0
 
 
 def search(args):
@@ -47,9 +75,8 @@ def search(args):
     from search.progress import Reporter
     from space.presets import PRESETS
 
-    name = f"presets-vs-search-{Path(args.data).name}-{args.image_size}-b{args.budget}-e{args.epochs}-s{args.seed}"
     config = SearchConfig(
-        budget=args.budget + len(PRESETS), study=name, storage=f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}",
+        budget=args.budget + len(PRESETS), study=_name(args), storage=_storage(args),
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
         data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,
         enqueue_presets=True,
@@ -64,6 +91,7 @@ def report(study, args, seconds: float) -> None:
     points = study_points(study)
     presets = [p for p in points if p.preset and p.complete]
     searched = [p for p in points if not p.preset]
+    finished = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished() and not t.user_attrs.get("preset"))
     searched_front = front(searched, metrics)
     reference = {"dice": 0.0, "latency_ms": 1.1 * max(p.values["latency_ms"] for p in presets),
                  "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
@@ -88,7 +116,7 @@ def report(study, args, seconds: float) -> None:
         f"unet-int8 dominated: {any(r['dominated_by'] is not None for r in results if r['preset'] == 'unet-int8')}",
         f"within 0.01 Dice of unet ({unet.values['dice']:.3f}) at <= 1/5 of its latency ({unet.values['latency_ms'] / 5:.2f} ms): "
         + (", ".join(f"#{p.number} (Dice {p.values['dice']:.3f}, {p.values['latency_ms']:.2f} ms)" for p in close) or "none"),
-        f"wall time {seconds / 60:.1f} min",
+        f"searched trials finished: {finished} of {args.budget}; wall time {seconds / 60:.1f} min",
     ]
     print("\n".join(lines))
     (args.out / "pareto_vs_presets.json").write_text(json.dumps({
@@ -99,8 +127,7 @@ def report(study, args, seconds: float) -> None:
     }, indent=2))
     from studies.report import write_report
 
-    write_report(f"sqlite:///{(args.out / 'pareto_vs_presets.db').resolve()}", args.out / "pareto_vs_presets.html",
-                 study.study_name)
+    write_report(_storage(args), args.out / "pareto_vs_presets.html", study.study_name)
 
 
 if __name__ == "__main__":
