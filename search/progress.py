@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from search.loop import FINISHED
+from search.loop import FINISHED, counted
 
 
 class Reporter:
@@ -102,8 +102,6 @@ class Reporter:
 
 def _spent(trials) -> int:
     """Finished trials as the budget counts them: a failed trial that was retried counts once, as its retry."""
-    from search.loop import counted
-
     return sum(t.state.name in FINISHED for t in counted(trials))
 
 

@@ -44,10 +44,10 @@ class TrainedModels:
 
     def get(self, spec):
         """``(model, history, info, trial number)`` of an earlier training of ``spec``, or None."""
-        entry = self.entries.get(self.key(spec))
-        if entry is not None:
-            self.entries.move_to_end(self.key(spec))
-        return entry
+        key = self.key(spec)
+        if key in self.entries:
+            self.entries.move_to_end(key)
+        return self.entries.get(key)
 
     def put(self, spec, model, history, info, number: int) -> None:
         self.entries[self.key(spec)] = (model, history, info, number)
@@ -175,7 +175,7 @@ def _train(trial, spec, context, clock, front_histories):
     if earlier is not None:
         model, history, info, number = earlier
         _set(trial, dice_history=[round(float(dice), 4) for dice in history.val_dice],
-             training={**_jsonable(info), "reused_from": number})
+             training={**info, "reused_from": number})
         return model, history
     model, history = _fit(trial, spec, context, clock, front_histories)
     context.trained.put(spec, model, history, trial.user_attrs.get("training", {}), trial.number)

@@ -368,8 +368,9 @@ class NasLiteStorage(RDBStorage):
         return frozen
 
     def _get_stale_trial_ids(self, study_id):
-        """Optuna's stale trials, and RUNNING trials that never beat (left by a database written
-        before the first beat was moved ahead of the state change) once they are older than the grace."""
+        """Optuna's stale trials, and RUNNING trials that never beat once they are older than the grace
+        period (a worker killed right after Optuna created its trial RUNNING, or a database written
+        before the first beat was moved ahead of the state change)."""
         stale = retry_locked(lambda: RDBStorage._get_stale_trial_ids(self, study_id))
         return stale + retry_locked(lambda: self._silent_trial_ids(study_id))
 
