@@ -9,6 +9,7 @@ import sqlalchemy
 
 from studies import records, storage
 from studies.store import ResultStore
+from tests.reliability.helpers import rows_digest
 from tests.studies.helpers import TINY_TFLITE, make_study
 
 
@@ -62,12 +63,12 @@ def test_newer_schema_is_refused_and_data_kept(tmp_path):
     with engine.begin() as connection:
         connection.execute(sqlalchemy.text("update naslite_schema set version = :v"), {"v": records.SCHEMA_VERSION + 1})
     engine.dispose()
-    before = path.read_bytes()
+    before = rows_digest(path)  # not the bytes: closing a reader checkpoints the WAL into the file
     with pytest.raises(ValueError, match="newer nas-lite.*upgrade nas-lite"):
         storage.open_storage(url)
     with pytest.raises(ValueError, match="newer nas-lite"):
         ResultStore(url)
-    assert path.read_bytes() == before
+    assert rows_digest(path) == before
     engine = sqlalchemy.create_engine(url)
     with engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("select data from naslite_artifacts")).scalar() == b"model"
