@@ -8,6 +8,7 @@ attributes (see :mod:`studies` for the names) and the artifact in the result sto
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections import OrderedDict
@@ -102,18 +103,67 @@ def candidate_spec(trial, config: SearchConfig):
     return sample(trial, config.space, config.image_size, config.channels)
 
 
-def evaluate(trial, context: TrialContext, front_histories=lambda: []) -> list[float]:
-    """Run the whole pipeline for ``trial``; see the module docstring."""
+@dataclasses.dataclass(frozen=True)
+class FrontMember:
+    """A trial on the current front, as early stopping sees it."""
+
+    number: int
+    dice_history: list[float]
+    costs: dict[str, float]  # latency_ms, size_kb
+
+    def no_costlier_than(self, costs: dict[str, float]) -> bool:
+        return all(self.costs[name] <= value for name, value in costs.items())
+
+
+class Untrained:
+    """The candidate built and converted without training. Its size and latency do not depend on the
+    trained weights, so they are known before any training is spent: each is computed on first use
+    (a conversion, then a measurement) and recorded in the trial."""
+
+    def __init__(self, trial, spec, context: TrialContext, clock: Stopwatch):
+        self.trial, self.spec, self.context, self.clock = trial, spec, context, clock
+
+    @functools.cached_property
+    def tflite(self) -> bytes:
+        from space.convert import to_tflite
+        from space.model import build
+
+        model = build(self.spec)
+        _record_costs(self.trial, self.spec, model)
+        with self.clock.phase("convert"):
+            tflite = to_tflite(model, self.spec.quant, self.context.calibration)
+        _set(self.trial, size_bytes=len(tflite))
+        return tflite
+
+    @property
+    def size_kb(self) -> float:
+        return len(self.tflite) / 1024
+
+    @functools.cached_property
+    def latency_ms(self) -> float:
+        with self.clock.phase("latency"):
+            median = self.context.device.measure(self.tflite, self.context.protocol)["median_ms"]
+        _set(self.trial, latency_ms=median)
+        return median
+
+    def costs(self, names) -> dict[str, float]:
+        return {name: getattr(self, name) for name in names}
+
+
+def evaluate(trial, context: TrialContext, front=lambda: []) -> list[float]:
+    """Run the whole pipeline for ``trial``; see the module docstring. ``front()`` gives the study's
+    current front as :class:`FrontMember` s (see :func:`front_members`) for early stopping."""
     from space.convert import to_tflite
 
     clock = Stopwatch()
     config = context.config
     spec = candidate_spec(trial, config)
     _set(trial, spec=spec.to_dict(), summary=spec.summary, kinds=list(spec.kinds), quant=spec.quant.mode)
+    untrained = Untrained(trial, spec, context, clock)
     try:
         if config.max_latency_ms or config.max_size_kb:
-            _check_before_training(trial, spec, context, clock)
-        model, history = _train(trial, spec, context, clock, front_histories)
+            _check_before_training(untrained, config)
+        model, history = _train(trial, spec, context, clock, lambda: _judge(trial, front, untrained, config))
         _record_costs(trial, spec, model)
         with clock.phase("convert"):
             tflite = to_tflite(model, spec.quant, context.calibration)
@@ -136,29 +186,17 @@ def values_if_infeasible(trial) -> dict[str, float]:
     return {"dice": 0.0, "latency_ms": attrs.get("latency_ms", math.inf), "size_kb": attrs.get("size_bytes", math.inf) / 1024}
 
 
-def _check_before_training(trial, spec, context, clock):
-    """Convert and time the untrained model: latency and size do not depend on trained weights."""
-    from space.convert import to_tflite
-    from space.model import build
-
-    config = context.config
-    untrained = build(spec)
-    _record_costs(trial, spec, untrained)
-    with clock.phase("convert"):
-        probe = to_tflite(untrained, spec.quant, context.calibration)
-    size_kb = len(probe) / 1024
-    _set(trial, size_bytes=len(probe))
+def _check_before_training(untrained: Untrained, config: SearchConfig):
+    """The untrained model's size, then its latency, against the constraints."""
     violations = []
-    if config.max_size_kb and size_kb > config.max_size_kb:
-        violations.append(f"size {size_kb:.0f} KB > --max-size-kb {config.max_size_kb:g}")
-    if config.max_latency_ms and not violations:
-        with clock.phase("latency"):
-            stats = context.device.measure(probe, context.protocol)
-        _set(trial, latency_ms=stats["median_ms"])
-        if stats["median_ms"] > config.max_latency_ms:
-            violations.append(f"latency {stats['median_ms']:.2f} ms > --max-latency-ms {config.max_latency_ms:g}")
+    if config.max_size_kb and untrained.size_kb > config.max_size_kb:
+        violations.append(f"size {untrained.size_kb:.0f} KB > --max-size-kb {config.max_size_kb:g}")
+    if config.max_latency_ms and not violations and untrained.latency_ms > config.max_latency_ms:
+        violations.append(f"latency {untrained.latency_ms:.2f} ms > --max-latency-ms {config.max_latency_ms:g}")
     if violations:
-        trial.set_user_attr("constraints", _constraint_values(config, {"dice": 0.0, "latency_ms": trial.user_attrs.get("latency_ms", 0.0), "size_kb": size_kb}))
+        latency = untrained.trial.user_attrs.get("latency_ms", 0.0)
+        values = {"dice": 0.0, "latency_ms": latency, "size_kb": untrained.size_kb}
+        untrained.trial.set_user_attr("constraints", _constraint_values(config, values))
         raise Infeasible("; ".join(violations) + " (rejected before training)")
 
 
@@ -170,56 +208,92 @@ def _record_costs(trial, spec, model) -> None:
     _set(trial, params=costs.params, macs=costs.macs)
 
 
-def _train(trial, spec, context, clock, front_histories):
+def _train(trial, spec, context, clock, judge):
     earlier = context.trained.get(spec)
     if earlier is not None:
         model, history, info, number = earlier
         _set(trial, dice_history=[round(float(dice), 4) for dice in history.val_dice],
              training={**info, "reused_from": number})
         return model, history
-    model, history = _fit(trial, spec, context, clock, front_histories)
+    model, history = _fit(trial, spec, context, clock, judge)
     context.trained.put(spec, model, history, trial.user_attrs.get("training", {}), trial.number)
     return model, history
 
 
-def _fit(trial, spec, context, clock, front_histories):
+def _fit(trial, spec, context, clock, judge):
     import optuna
 
     from evaluators.train import fit_candidate
 
     config = context.config
-    fronts = [] if trial.user_attrs.get("preset") else front_histories()  # presets are references: never stopped
+    verdict = judge()
 
     def keep_going(epoch: int, val_dice: float) -> bool:
         history = trial.user_attrs.get("dice_history", []) + [round(float(val_dice), 4)]
         trial.set_user_attr("dice_history", history)
-        return not _hopeless(len(history) - 1, val_dice, fronts, config.epochs)
+        return not verdict(len(history) - 1, val_dice)
 
     with clock.phase("train"):
         model, history, info = fit_candidate(spec, context.data, config.epochs, config.batch_size, config.seed, keep_going)
     if info:
         _set(trial, training=_jsonable(info))
     if history.stopped_early:
-        reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below every front member's"
+        ahead = ", ".join(f"#{number}" for number in verdict.ahead)
+        reason = (f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below that of "
+                  f"every front member no slower and no larger ({ahead})")
         _set(trial, stopped_early=reason)
         raise optuna.TrialPruned(reason)
     return model, history
 
 
-def front_histories(study) -> list[list[float]]:
-    """Validation Dice per epoch of the feasible trials on the study's current front."""
+def front_members(study) -> list[FrontMember]:
+    """The feasible trials on the study's current front, with their Dice per epoch and costs."""
     try:
         front = study.best_trials
     except (RuntimeError, ValueError):
         return []
-    return [t.user_attrs.get("dice_history", []) for t in front if not t.user_attrs.get("infeasible")]
+    return [
+        FrontMember(t.number, t.user_attrs.get("dice_history", []),
+                    {"latency_ms": t.user_attrs["latency_ms"], "size_kb": t.user_attrs["size_bytes"] / 1024})
+        for t in front
+        if not t.user_attrs.get("infeasible") and "latency_ms" in t.user_attrs and "size_bytes" in t.user_attrs
+    ]
 
 
-def _hopeless(epoch: int, val_dice: float, fronts: list[list[float]], epochs: int) -> bool:
-    """Below what every trial on the current front had at this epoch (0-based). Never judged after
-    the first epoch, where many good candidates still predict nothing, nor after the last."""
-    at_epoch = [history[epoch] for history in fronts if len(history) > epoch]
-    return 1 <= epoch < epochs - 1 and len(at_epoch) >= 2 and val_dice < min(at_epoch)
+class Verdict:
+    """Whether a candidate in training is hopeless: at some epoch, its validation Dice is below that of
+    every front member that is no slower and no larger (at least two of them), so it is headed for
+    the region those members already dominate. A candidate cheaper than the front's members is never
+    stopped by them: it explores where the front has nothing yet. Never judged after the first epoch,
+    where many good candidates still predict nothing, nor after the last.
+
+    ``costs()`` gives the candidate's costs (a conversion and a measurement), asked for only when at
+    least two front members are ahead at that epoch. ``ahead`` names the members that stopped it.
+    """
+
+    def __init__(self, front: list[FrontMember], epochs: int, costs=lambda: {}):
+        self.front, self.epochs, self.costs = front, epochs, costs
+        self.ahead: list[int] = []
+
+    def __call__(self, epoch: int, val_dice: float) -> bool:
+        if not 1 <= epoch < self.epochs - 1:
+            return False
+        reached = [m for m in self.front if len(m.dice_history) > epoch]
+        if sum(m.dice_history[epoch] > val_dice for m in reached) < 2:
+            return False  # decided without the candidate's costs
+        costs = self.costs()
+        cheaper = [m for m in reached if m.no_costlier_than(costs)]
+        if len(cheaper) >= 2 and all(m.dice_history[epoch] > val_dice for m in cheaper):
+            self.ahead = [m.number for m in cheaper]
+        return bool(self.ahead)
+
+
+def _judge(trial, front, untrained: Untrained, config: SearchConfig) -> Verdict:
+    """Presets are references and never stopped; without a Dice objective, Dice stops nothing."""
+    if trial.user_attrs.get("preset") or "dice" not in config.objectives:
+        return Verdict([], config.epochs)
+    names = [name for name in config.objectives if name != "dice"]
+    return Verdict(front(), config.epochs, lambda: untrained.costs(names))
 
 
 def _accuracy(trial, history, tflite, context, clock) -> dict:

@@ -57,12 +57,12 @@ def _run_trial(study, trial, context, evaluate) -> None:
     import optuna
     from optuna.storages._heartbeat import get_heartbeat_thread
 
-    from search.trial import front_histories
+    from search.trial import front_members
 
     trial.set_user_attr("dice_history", [])
     with get_heartbeat_thread(trial._trial_id, study._storage):
         try:
-            values = evaluate(trial, context, lambda: front_histories(study))
+            values = evaluate(trial, context, lambda: front_members(study))
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         except Exception as error:  # noqa: BLE001 - a failed trial is recorded and the search goes on

@@ -11,7 +11,8 @@ dashboard, export). Objective values are named with ``study.set_metric_names`` f
 - ``size_bytes``, ``params``, ``macs``, ``peak_memory_bytes``
 - ``dice_history``: validation Dice per epoch
 - ``infeasible``: why a constraint rejected it (COMPLETE with dice 0 and a positive constraint)
-- ``stopped_early``: why it was stopped (state PRUNED); ``error``: why it failed (state FAIL)
+- ``stopped_early``: why it was stopped (state PRUNED; its ``latency_ms`` and ``size_bytes``, if any, are the
+  untrained model's); ``error``: why it failed (state FAIL)
 - ``seconds``: ``{"train", "convert", "latency", "total"}``
 
 The ``.tflite`` bytes, every latency measurement and preview images live in the project's own

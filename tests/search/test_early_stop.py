@@ -1,18 +1,76 @@
-from search.trial import _hopeless
+from search.trial import FrontMember, Verdict
 
-FRONT = [[0.30, 0.50, 0.60, 0.70], [0.10, 0.40, 0.55, 0.65]]
+FAST = FrontMember(1, [0.30, 0.50, 0.60, 0.70], {"latency_ms": 5.0, "size_kb": 100.0})
+SMALL = FrontMember(2, [0.10, 0.40, 0.55, 0.65], {"latency_ms": 8.0, "size_kb": 50.0})
+FRONT = [FAST, SMALL]
+COSTLY = {"latency_ms": 10.0, "size_kb": 200.0}  # no cheaper than either member
 
 
-def test_below_every_front_member_at_that_epoch_stops():
-    assert _hopeless(1, 0.39, FRONT, epochs=4)
-    assert not _hopeless(1, 0.41, FRONT, epochs=4)  # beats one front member
+def verdict(front=FRONT, costs=COSTLY, epochs=4) -> Verdict:
+    return Verdict(front, epochs, lambda: costs)
+
+
+def test_below_every_cheaper_front_member_at_that_epoch_stops_and_names_them():
+    judge = verdict()
+    assert judge(1, 0.39) and judge.ahead == [1, 2]
+    assert not verdict()(1, 0.41)  # beats one front member
+
+
+def test_a_candidate_cheaper_than_the_front_members_explores_unstopped():
+    assert not verdict(costs={"latency_ms": 4.0, "size_kb": 200.0})(1, 0.0)  # faster than both
+    assert not verdict(costs={"latency_ms": 6.0, "size_kb": 200.0})(1, 0.0)  # only FAST is no slower and no larger
+    assert not verdict(costs={"size_kb": 75.0})(1, 0.0)  # latency not an objective; only SMALL is no larger
+
+
+def test_judged_only_on_the_objectives_given():
+    assert verdict(costs={"latency_ms": 9.0})(1, 0.0)  # size not an objective: both members are faster
 
 
 def test_never_after_the_first_or_the_last_epoch():
-    assert not _hopeless(0, 0.0, FRONT, epochs=4)
-    assert not _hopeless(3, 0.0, FRONT, epochs=4)
+    assert not verdict()(0, 0.0)
+    assert not verdict()(3, 0.0)
 
 
-def test_needs_two_front_members_that_reached_the_epoch():
-    assert not _hopeless(1, 0.0, FRONT[:1], epochs=4)
-    assert not _hopeless(2, 0.0, [[0.5, 0.6], [0.5, 0.6, 0.7]], epochs=4)
+def test_needs_two_cheaper_front_members_that_reached_the_epoch():
+    assert not verdict(front=FRONT[:1])(1, 0.0)
+    short = FrontMember(3, [0.5, 0.6], {"latency_ms": 1.0, "size_kb": 1.0})
+    assert not verdict(front=[short, FAST])(2, 0.0)
+
+
+def test_costs_are_asked_for_only_when_two_members_are_ahead():
+    asked = []
+    judge = Verdict(FRONT, 4, lambda: asked.append(1) or COSTLY)
+    assert not judge(1, 0.45) and not asked  # ahead of SMALL: no conversion needed
+    assert judge(1, 0.0) and asked == [1]
+
+
+def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_costs(tmp_path):
+    import optuna
+    import pytest
+
+    from evaluators.data import load_dataset
+    from evaluators.devices import LocalDevice
+    from search.config import SearchConfig
+    from search.trial import TrialContext, evaluate
+    from search.worker import search_protocol
+    from space.sampling import params_of
+    from space.spec import uniform
+    from studies.storage import open_storage
+    from studies.store import ResultStore
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
+                          threads=1, quant_modes=("float32",))
+    context = TrialContext(config, load_dataset("synthetic", 32, 3, seed=0, limit=40), LocalDevice(threads=1),
+                           ResultStore(url), search_protocol(1))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
+    study.enqueue_trial(params_of(uniform("standard", depth=3, base_width=4, input_size=32), config.space))
+    trial = study.ask()
+    perfect = [FrontMember(n, [1.0, 1.0, 1.0], {"latency_ms": 1e-6, "size_kb": 1e-6}) for n in (7, 8)]
+
+    with pytest.raises(optuna.TrialPruned, match=r"after epoch 2 .*\(#7, #8\)"):
+        evaluate(trial, context, lambda: perfect)
+    attrs = study.trials[0].user_attrs
+    assert len(attrs["dice_history"]) == 2 and "after epoch 2" in attrs["stopped_early"]
+    assert attrs["latency_ms"] > 0 and attrs["size_bytes"] > 1000  # the untrained model, converted and timed
