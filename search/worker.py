@@ -34,6 +34,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     from search.samplers import make_sampler
     from search.trial import evaluate
 
+    idle_since = time.perf_counter()  # the worker's start-up counts as time before its first trial
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _limit_threads(config.workers)
     study = _load_study(config, index)
@@ -45,34 +46,41 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
             time.sleep(2.0)  # another worker's trial: wait for it to finish or go stale
+            idle_since = time.perf_counter()  # waiting is not overhead
             continue
         study.sampler = make_sampler(config, study._storage.get_trial_number_from_id(trial_id))
         try:
-            _run_trial(study, optuna.Trial(study, trial_id), context, evaluate)
+            idle_since = _run_trial(study, optuna.Trial(study, trial_id), context, evaluate, idle_since)
         except optuna.exceptions.UpdateFinishedTrialError:
             traceback.print_exc()  # another worker found its heartbeat stale, failed it and queued a retry: drop it
 
 
-def _run_trial(study, trial, context, evaluate) -> None:
+def _run_trial(study, trial, context, evaluate, idle_since: float) -> float:
+    """Evaluate ``trial`` and tell the study; returns when the evaluation ended. The worker's time
+    since the previous one ended (storage, memory release, start-up) is recorded as ``seconds_before``."""
     import optuna
     from optuna.storages._heartbeat import get_heartbeat_thread
 
     from search.trial import front_members
 
+    trial.set_user_attr("seconds_before", round(time.perf_counter() - idle_since, 3))
     trial.set_user_attr("dice_history", [])
     with get_heartbeat_thread(trial._trial_id, study._storage):
+        state, values = optuna.trial.TrialState.COMPLETE, None
         try:
             values = evaluate(trial, context, lambda: front_members(study))
         except optuna.TrialPruned:
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            state = optuna.trial.TrialState.PRUNED
         except Exception as error:  # noqa: BLE001 - a failed trial is recorded and the search goes on
             trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
             traceback.print_exc()
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            study.tell(trial, values)
+            state = optuna.trial.TrialState.FAIL
+        ended = time.perf_counter()
+        try:
+            study.tell(trial, values, state=state)
         finally:
             _release_memory()
+    return ended
 
 
 def _load_study(config, index: int):

@@ -4,8 +4,9 @@
 :func:`format_studies` render text for ``search status`` and ``search studies``
 (``StudyStatus.to_dict`` is the ``--json`` form).
 
-Overhead is what a trial spends outside training, conversion and latency measurement: from each
-trial's ``seconds`` attribute, ``total - train - convert - latency``.
+Overhead is what a trial spends outside training, conversion and latency measurement (from each
+trial's ``seconds`` attribute, ``total - train - convert - latency``) plus what its worker spent
+before it, since its previous trial ended (``seconds_before``: storage, memory release, start-up).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class StudyStatus:
     trial_seconds: float
     stage_seconds: dict[str, float]
     overhead_seconds: float
+    between_seconds: float = 0.0
 
     @property
     def n_trials(self) -> int:
@@ -46,9 +48,11 @@ class StudyStatus:
 
     @property
     def overhead_fraction(self) -> float | None:
-        """Overhead as a share of the measured trial time (``None`` when no trial reported ``seconds``)."""
-        measured = self.overhead_seconds + sum(self.stage_seconds.values())
-        return self.overhead_seconds / measured if measured > 0 else None
+        """Overhead in and between trials as a share of the measured time (``None`` when no trial
+        reported ``seconds``)."""
+        overhead = self.overhead_seconds + self.between_seconds
+        measured = overhead + sum(self.stage_seconds.values())
+        return overhead / measured if measured > 0 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +71,7 @@ class StudyStatus:
             "trial_seconds": self.trial_seconds,
             "stage_seconds": dict(self.stage_seconds),
             "overhead_seconds": self.overhead_seconds,
+            "between_seconds": self.between_seconds,
             "overhead_fraction": self.overhead_fraction,
         }
 
@@ -110,6 +115,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         trial_seconds=total,
         stage_seconds=stage,
         overhead_seconds=overhead,
+        between_seconds=sum(float(t.user_attrs.get("seconds_before") or 0.0) for t in trials),
     )
 
 
@@ -196,7 +202,8 @@ def _time_line(status: StudyStatus) -> str:
     measured = sum(status.stage_seconds.values()) + status.overhead_seconds
     if measured > 0:
         shares = ", ".join(f"{k} {100 * v / measured:.0f}%" for k, v in status.stage_seconds.items())
-        text += f" ({shares}); nas-lite overhead {duration(status.overhead_seconds)} = {100 * status.overhead_fraction:.1f}%"
+        text += (f" ({shares}); nas-lite overhead {duration(status.overhead_seconds)} in trials"
+                 f" + {duration(status.between_seconds)} between = {100 * status.overhead_fraction:.1f}%")
     return text
 
 

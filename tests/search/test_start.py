@@ -45,6 +45,8 @@ def test_start_runs_the_budget_and_stores_everything(tmp_path):
     trials = study.get_trials()
     assert len(trials) == 4 and all(t.state in FINISHED for t in trials)
     assert study.user_attrs["config"]["budget"] == 4
+    before = [t.user_attrs["seconds_before"] for t in trials]  # the worker's time between trials
+    assert before[0] > 0 and all(seconds >= 0 for seconds in before)
 
     from ai_edge_litert.interpreter import Interpreter
 

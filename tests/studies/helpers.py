@@ -30,7 +30,7 @@ def attrs(dice: float, latency: float, size_kb: float, **extra) -> dict:
         "dice": dice, "float_dice": dice + 0.01, "iou": dice * 0.9,
         "latency_ms": latency, "latency_p10_ms": latency * 0.9, "latency_p90_ms": latency * 1.1,
         "latency_cv": 0.05, "device": "local", "size_bytes": int(size_kb * 1024), "params": 1000, "macs": 20000,
-        "seconds": {"train": 10.0, "convert": 2.0, "latency": 1.0, "total": 14.0},
+        "seconds": {"train": 10.0, "convert": 2.0, "latency": 1.0, "total": 14.0}, "seconds_before": 0.5,
     }
     base.update(extra)
     return base

@@ -17,10 +17,12 @@ def test_study_status_counts_front_time_overhead(study_db):
     assert [p.number for p in result.front] == [0, 1, 2]  # by dice, best first
     assert 0 < result.hypervolume < 1
     assert result.stage_seconds == {"train": 40.0, "convert": 8.0, "latency": 4.0}
-    assert result.overhead_seconds == pytest.approx(4.0)
-    assert result.overhead_fraction == pytest.approx(4.0 / 56.0)
+    assert result.overhead_seconds == pytest.approx(4.0)  # 1 s per trial inside it
+    assert result.between_seconds == pytest.approx(2.0)  # 0.5 s before each
+    assert result.overhead_fraction == pytest.approx(6.0 / 58.0)
     text = status.format_status(result)
-    assert "trials: 5 (complete 4, fail 1)" in text and "hypervolume" in text and "overhead" in text
+    assert "trials: 5 (complete 4, fail 1)" in text and "hypervolume" in text
+    assert "overhead 4.0s in trials + 2.0s between = 10.3%" in text
 
 
 def test_status_cli(study_db, tmp_path):
