@@ -180,6 +180,8 @@ def test_cli_serves_until_stopped(database):
     process = subprocess.Popen(
         [sys.executable, "-m", "search", "dashboard", "--storage", database[0], "--port", "0"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+        # Ctrl+C as in a terminal, also when the tests run in a background job (where SIGINT is ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = process.stderr.readline()
