@@ -16,17 +16,38 @@ SMALL = dict(data="synthetic", data_limit=160, image_size=32, epochs=3, batch_si
              latency_clock="cpu", widths=(4, 8, 12, 16))
 
 
-def run(sampler: str, seed: int, budget: int) -> str:
+def add_data_options(parser) -> None:
+    """--data, --image-size, --data-limit, --epochs: the data and training of every search (default SMALL)."""
+    parser.add_argument("--data", default=SMALL["data"], help="synthetic (default) or a folder of images/ and masks/")
+    parser.add_argument("--image-size", type=int, default=SMALL["image_size"])
+    parser.add_argument("--data-limit", type=int, default=SMALL["data_limit"])
+    parser.add_argument("--epochs", type=int, default=SMALL["epochs"])
+
+
+def settings_of(args) -> dict:
+    """SMALL with the data options of ``args``."""
+    return {**SMALL, "data": args.data, "image_size": args.image_size, "data_limit": args.data_limit, "epochs": args.epochs}
+
+
+def tag(settings: dict) -> str:
+    """'' for SMALL (the studies and files of earlier runs keep their names), else what differs."""
+    if settings == SMALL:
+        return ""
+    return f"-{Path(settings['data']).name}-{settings['image_size']}px-n{settings['data_limit']}-e{settings['epochs']}"
+
+
+def run(sampler: str, seed: int, budget: int, settings: dict = SMALL) -> str:
     """Run (or finish) one search; returns its study name."""
     from search.config import SearchConfig
     from search.loop import run_search
     from search.progress import Reporter
 
     OUT.mkdir(parents=True, exist_ok=True)
-    name = f"{sampler}-seed{seed}-budget{budget}"
+    name = f"{sampler}-seed{seed}-budget{budget}{tag(settings)}"
     print(f"== {name}", file=sys.stderr)
-    run_search(SearchConfig(budget=budget, study=name, storage=STORAGE, sampler=sampler, seed=seed, **SMALL),
-               set(), Reporter("bar"))
+    data = settings["data"] if settings["data"] == "synthetic" else str(Path(settings["data"]).resolve())
+    config = SearchConfig(budget=budget, study=name, storage=STORAGE, sampler=sampler, seed=seed, **{**settings, "data": data})
+    run_search(config, set(), Reporter("bar"))
     return name
 
 
@@ -51,5 +72,5 @@ def hypervolume_table(volumes: dict[str, list[float]]) -> tuple[list[str], dict]
     return rows, summary
 
 
-def settings() -> dict:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in SMALL.items()}
+def jsonable(settings: dict) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()}

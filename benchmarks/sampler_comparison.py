@@ -14,7 +14,7 @@ import argparse
 import json
 import time
 
-from _searches import OUT, hypervolume_table, points_of, run, settings
+from _searches import OUT, SMALL, hypervolume_table, jsonable, points_of, run
 
 
 def main(argv=None) -> None:
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     print("\n".join(rows))
     print(f"\nbudget {args.budget}, {args.seeds} seeds, reference {reference}, wall time {seconds / 60:.1f} min")
     (OUT / "sampler_comparison.json").write_text(json.dumps(
-        {"budget": args.budget, "seeds": args.seeds, "settings": settings(), "reference": reference,
+        {"budget": args.budget, "seeds": args.seeds, "settings": jsonable(SMALL), "reference": reference,
          "samplers": summary, "seconds": seconds}, indent=2))
 
 

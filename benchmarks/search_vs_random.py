@@ -1,9 +1,9 @@
 """Does the default sampler beat random search at the same budget? 3 seeds each.
 
-    python benchmarks/search_vs_random.py [--budget 20] [--seeds 3]
+    python benchmarks/search_vs_random.py [--budget 20] [--seeds 3] [--data PATH --image-size 64 ...]
 
 The same small real searches as benchmarks/sampler_comparison.py (it reuses finished studies in
-benchmarks/out/samplers.db). The hypervolume reference point is fixed from the presets: Dice 0,
+benchmarks/out/samplers.db); --data and friends run them on other data instead. The hypervolume reference point is fixed from the presets: Dice 0,
 and 1.1 x the largest latency and size of the 7 float presets at these settings (latency and
 size do not depend on training, so the presets are converted and timed untrained, with the same
 protocol). Prints mean and standard deviation per sampler and writes search_vs_random.json.
@@ -15,36 +15,38 @@ import argparse
 import json
 import time
 
-from _searches import OUT, SMALL, hypervolume_table, points_of, run, settings
+from _searches import OUT, add_data_options, hypervolume_table, jsonable, points_of, run, settings_of, tag
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
+    add_data_options(parser)
     args = parser.parse_args(argv)
     from search.config import SearchConfig
 
+    settings = settings_of(args)
     default = SearchConfig().sampler
     started = time.time()
-    reference = preset_reference()
+    reference = preset_reference(settings)
     volumes = {}
     from studies.pareto import hypervolume
 
     for sampler in (default, "random"):
-        volumes[sampler] = [hypervolume(points_of(run(sampler, seed, args.budget)), None, reference) for seed in range(args.seeds)]
+        volumes[sampler] = [hypervolume(points_of(run(sampler, seed, args.budget, settings)), None, reference) for seed in range(args.seeds)]
     rows, summary = hypervolume_table(volumes)
     gap = summary[default]["mean"] - summary["random"]["mean"]
     seconds = time.time() - started
     print("\n".join(rows))
     print(f"\n{default} - random = {gap:+.4f} (random's std {summary['random']['std']:.4f}, {default}'s {summary[default]['std']:.4f}); "
           f"reference from the presets {reference}; wall time {seconds / 60:.1f} min")
-    (OUT / "search_vs_random.json").write_text(json.dumps(
-        {"budget": args.budget, "seeds": args.seeds, "settings": settings(), "reference": reference,
+    (OUT / f"search_vs_random{tag(settings)}.json").write_text(json.dumps(
+        {"budget": args.budget, "seeds": args.seeds, "settings": jsonable(settings), "reference": reference,
          "samplers": summary, "seconds": seconds}, indent=2))
 
 
-def preset_reference() -> dict:
+def preset_reference(settings: dict) -> dict:
     """Dice 0 and 1.1 x the worst latency and size among the float presets (untrained)."""
     import numpy as np
 
@@ -54,11 +56,12 @@ def preset_reference() -> dict:
     from space.model import build
     from space.presets import FLOAT_PRESETS, preset
 
-    device, protocol = LocalDevice(threads=SMALL["threads"]), search_protocol(SMALL["threads"], SMALL["latency_clock"])
-    calibration = np.random.default_rng(0).uniform(0, 1, (8, SMALL["image_size"], SMALL["image_size"], 3)).astype("float32")
+    size, threads = settings["image_size"], settings["threads"]
+    device, protocol = LocalDevice(threads=threads), search_protocol(threads, settings["latency_clock"])
+    calibration = np.random.default_rng(0).uniform(0, 1, (8, size, size, 3)).astype("float32")
     latencies, sizes = [], []
     for name in FLOAT_PRESETS:
-        tflite = to_tflite(build(preset(name, SMALL["image_size"])), "float32", calibration)
+        tflite = to_tflite(build(preset(name, size)), "float32", calibration)
         latencies.append(device.measure(tflite, protocol)["median_ms"])
         sizes.append(len(tflite) / 1024)
     return {"dice": 0.0, "latency_ms": 1.1 * max(latencies), "size_kb": 1.1 * max(sizes)}
