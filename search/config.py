@@ -17,7 +17,9 @@ from typing import Any
 OBJECTIVES = {"dice": "maximize", "latency_ms": "minimize", "size_kb": "minimize"}
 OBJECTIVE_ALIASES = {"dice": "dice", "latency": "latency_ms", "latency_ms": "latency_ms", "size": "size_kb", "size_kb": "size_kb"}
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
-RUN_KEYS = ("budget", "workers", "timeout", "sampler", "devices", "device_token", "study", "storage", "enqueue_presets")
+EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
+RUN_KEYS = ("budget", "workers", "timeout", "sampler", "devices", "device_token", "study", "storage", "enqueue_presets",
+            "early_stop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,7 @@ class SearchConfig:
     workers: int = 1
     timeout: float | None = None
     enqueue_presets: bool = False
+    early_stop: str = "front"
 
     def __post_init__(self):
         if self.budget < 1:
@@ -63,6 +66,8 @@ class SearchConfig:
             raise ValueError("epochs, batch_size and threads: must be at least 1")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler: unknown {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        if self.early_stop not in EARLY_STOP:
+            raise ValueError(f"early-stop: unknown {self.early_stop!r}; choose one of {', '.join(EARLY_STOP)}")
         if self.latency_clock not in ("wall", "cpu"):
             raise ValueError(f"latency-clock: choose wall or cpu, not {self.latency_clock!r}")
         if self.latency_clock == "cpu" and self.threads != 1:

@@ -78,14 +78,20 @@ class Stopwatch:
     def __init__(self):
         self.start = time.perf_counter()
         self.phases: dict[str, float] = {}
+        self._inner: list[float] = []  # per open phase, the seconds of phases nested in it
 
     @contextmanager
     def phase(self, name: str):
+        """Time spent in ``name``; a phase nested in another counts for itself only."""
         begin = time.perf_counter()
+        self._inner.append(0.0)
         try:
             yield
         finally:
-            self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - begin
+            elapsed = time.perf_counter() - begin
+            self.phases[name] = self.phases.get(name, 0.0) + elapsed - self._inner.pop()
+            if self._inner:
+                self._inner[-1] += elapsed
 
     def summary(self) -> dict[str, float]:
         total = time.perf_counter() - self.start
@@ -239,8 +245,8 @@ def _fit(trial, spec, context, clock, judge):
         _set(trial, training=_jsonable(info))
     if history.stopped_early:
         ahead = ", ".join(f"#{number}" for number in verdict.ahead)
-        reason = (f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below that of "
-                  f"every front member no slower and no larger ({ahead})")
+        members = "every front member" + (" no slower and no larger" if config.early_stop == "cheaper" else "")
+        reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below that of {members} ({ahead})"
         _set(trial, stopped_early=reason)
         raise optuna.TrialPruned(reason)
     return model, history
@@ -262,16 +268,17 @@ def front_members(study) -> list[FrontMember]:
 
 class Verdict:
     """Whether a candidate in training is hopeless: at some epoch, its validation Dice is below that of
-    every front member that is no slower and no larger (at least two of them), so it is headed for
-    the region those members already dominate. A candidate cheaper than the front's members is never
-    stopped by them: it explores where the front has nothing yet. Never judged after the first epoch,
-    where many good candidates still predict nothing, nor after the last.
+    every front member (at least two of them). Never judged after the first epoch, where many good
+    candidates still predict nothing, nor after the last.
 
-    ``costs()`` gives the candidate's costs (a conversion and a measurement), asked for only when at
-    least two front members are ahead at that epoch. ``ahead`` names the members that stopped it.
+    With ``costs`` (``--early-stop cheaper``), only the front members that are no slower and no larger
+    than the candidate count: it is headed for the region they already dominate, and a candidate
+    cheaper than the whole front explores unstopped. ``costs()`` gives the candidate's costs (a
+    conversion and a measurement), asked for only when two members are ahead at that epoch.
+    ``ahead`` names the members that stopped it.
     """
 
-    def __init__(self, front: list[FrontMember], epochs: int, costs=lambda: {}):
+    def __init__(self, front: list[FrontMember], epochs: int, costs=None):
         self.front, self.epochs, self.costs = front, epochs, costs
         self.ahead: list[int] = []
 
@@ -281,7 +288,7 @@ class Verdict:
         reached = [m for m in self.front if len(m.dice_history) > epoch]
         if sum(m.dice_history[epoch] > val_dice for m in reached) < 2:
             return False  # decided without the candidate's costs
-        costs = self.costs()
+        costs = self.costs() if self.costs else {}
         cheaper = [m for m in reached if m.no_costlier_than(costs)]
         if len(cheaper) >= 2 and all(m.dice_history[epoch] > val_dice for m in cheaper):
             self.ahead = [m.number for m in cheaper]
@@ -290,8 +297,10 @@ class Verdict:
 
 def _judge(trial, front, untrained: Untrained, config: SearchConfig) -> Verdict:
     """Presets are references and never stopped; without a Dice objective, Dice stops nothing."""
-    if trial.user_attrs.get("preset") or "dice" not in config.objectives:
+    if config.early_stop == "off" or trial.user_attrs.get("preset") or "dice" not in config.objectives:
         return Verdict([], config.epochs)
+    if config.early_stop == "front":
+        return Verdict(front(), config.epochs)
     names = [name for name in config.objectives if name != "dice"]
     return Verdict(front(), config.epochs, lambda: untrained.costs(names))
 

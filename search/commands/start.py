@@ -55,6 +55,10 @@ def _add_options(parser):
     run.add_argument("--workers", type=positive_int, help="worker processes on this machine (default 1)")
     run.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
     run.add_argument("--enqueue-presets", action="store_true", default=None, help="evaluate the hand-designed presets first")
+    run.add_argument("--early-stop", choices=("front", "cheaper", "off"),
+                     help="stop a trial whose validation Dice trails every front member (front, default), every front "
+                          "member no slower and no larger (cheaper: spares light candidates, times each judged one "
+                          "untrained), or never (off)")
     output = run.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", default=False, help="print only the summary")
     output.add_argument("--json", action="store_true", default=False, help="one JSON object per line, for scripts")
@@ -64,7 +68,7 @@ OPTION_KEYS = (
     "budget", "study", "storage", "data", "image_size", "channels", "data_limit", "epochs", "batch_size", "devices",
     "device_token", "threads", "latency_clock", "objectives", "max_latency_ms", "max_size_kb", "min_dice", "block_kinds", "quant_modes",
     "depths", "widths", "groups", "dilations", "sparsities", "search_input_size", "sampler", "seed", "workers",
-    "timeout", "enqueue_presets",
+    "timeout", "enqueue_presets", "early_stop",
 )
 
 

@@ -10,6 +10,12 @@ def verdict(front=FRONT, costs=COSTLY, epochs=4) -> Verdict:
     return Verdict(front, epochs, lambda: costs)
 
 
+def test_by_default_below_every_front_member_stops_whatever_the_costs():
+    judge = Verdict(FRONT, 4)
+    assert judge(1, 0.39) and judge.ahead == [1, 2]
+    assert not Verdict(FRONT, 4)(1, 0.41)  # beats one front member
+
+
 def test_below_every_cheaper_front_member_at_that_epoch_stops_and_names_them():
     judge = verdict()
     assert judge(1, 0.39) and judge.ahead == [1, 2]
@@ -60,7 +66,7 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
-                          threads=1, quant_modes=("float32",))
+                          threads=1, quant_modes=("float32",), early_stop="cheaper")
     context = TrialContext(config, load_dataset("synthetic", 32, 3, seed=0, limit=40), LocalDevice(threads=1),
                            ResultStore(url), search_protocol(1))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -74,3 +80,31 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
     attrs = study.trials[0].user_attrs
     assert len(attrs["dice_history"]) == 2 and "after epoch 2" in attrs["stopped_early"]
     assert attrs["latency_ms"] > 0 and attrs["size_bytes"] > 1000  # the untrained model, converted and timed
+    seconds = attrs["seconds"]  # timed inside training, counted once
+    assert seconds["train"] + seconds["convert"] + seconds["latency"] <= seconds["total"] + 0.005
+
+
+def test_unknown_rule_is_refused():
+    import pytest
+
+    from search.config import SearchConfig
+
+    with pytest.raises(ValueError, match="early-stop: unknown 'sometimes'; choose one of front, cheaper, off"):
+        SearchConfig(early_stop="sometimes")
+
+
+def test_nested_phases_count_for_themselves_only():
+    import time
+
+    import pytest
+
+    from search.trial import Stopwatch
+
+    clock = Stopwatch()
+    with clock.phase("train"):
+        time.sleep(0.05)
+        with clock.phase("convert"):
+            time.sleep(0.1)
+    summary = clock.summary()
+    assert summary["train"] >= 0.05 and summary["convert"] >= 0.1
+    assert summary["train"] + summary["convert"] == pytest.approx(summary["total"], abs=0.005)  # not counted twice
