@@ -33,6 +33,8 @@ def main(argv=None) -> None:
     parser.add_argument("--latency-clock", default="cpu", choices=("wall", "cpu"),
                         help="cpu (default here): one thread's CPU time, steady while other work shares the machine")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--early-stop", default="front", choices=("front", "cheaper", "off"),
+                        help="search start's --early-stop (the study keeps the rule it was started with)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--report-only", action="store_true",
                         help="report on the study these settings made so far (an interrupted run continues when started again)")
@@ -79,7 +81,7 @@ def search(args):
         budget=args.budget + len(PRESETS), study=_name(args), storage=_storage(args),
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
         data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,
-        enqueue_presets=True,
+        enqueue_presets=True, early_stop=args.early_stop,
     )
     return run_search(config, set(), Reporter("bar"))
 
