@@ -3,7 +3,8 @@
     python benchmarks/search_vs_random.py [--budget 20] [--seeds 3] [--data PATH --image-size 64 ...]
 
 The same small real searches as benchmarks/sampler_comparison.py (it reuses finished studies in
-benchmarks/out/samplers.db); --data and friends run them on other data instead. The hypervolume reference point is fixed from the presets: Dice 0,
+benchmarks/out/samplers.db); --data and friends run them on other data instead. The hypervolume
+reference point is fixed from the presets: Dice 0,
 and 1.1 x the largest latency and size of the 7 float presets at these settings (latency and
 size do not depend on training, so the presets are converted and timed untrained, with the same
 protocol). Prints mean and standard deviation per sampler and writes search_vs_random.json.

@@ -245,7 +245,7 @@ def _fit(trial, spec, context, clock, judge):
         _set(trial, training=_jsonable(info))
     if history.stopped_early:
         ahead = ", ".join(f"#{number}" for number in verdict.ahead)
-        members = "every front member" + (" no slower and no larger" if config.early_stop == "cheaper" else "")
+        members = "every front member" + (" no slower and no larger" if verdict.costs else "")
         reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below that of {members} ({ahead})"
         _set(trial, stopped_early=reason)
         raise optuna.TrialPruned(reason)
