@@ -133,10 +133,23 @@ def _top_up(study, config: SearchConfig) -> None:
         if config.enqueue_presets:
             done = {trial.user_attrs.get("preset") for trial in trials}
             for name in [name for name in _preset_names() if name not in done][:max(missing, 0)]:
-                study.enqueue_trial({}, user_attrs={"preset": name})
+                _enqueue_preset(study, config, name)
                 missing -= 1
         for _ in range(max(missing, 0)):
             study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+
+
+def _enqueue_preset(study, config: SearchConfig, name: str) -> None:
+    """A preset inside the space is enqueued with its parameters, so the sampler learns from its
+    result; one outside a narrowed space is built from its name and teaches the sampler nothing."""
+    from space.presets import preset
+    from space.sampling import in_space, params_of
+
+    spec = preset(name, config.image_size, config.channels)
+    if in_space(spec, config.space):
+        study.enqueue_trial(params_of(spec, config.space), user_attrs={"preset": name, "preset_params": True})
+    else:
+        study.enqueue_trial({}, user_attrs={"preset": name})
 
 
 def _preset_names() -> list[str]:

@@ -99,12 +99,13 @@ class Stopwatch:
 
 
 def candidate_spec(trial, config: SearchConfig):
-    """The trial's spec: an enqueued preset as it is, otherwise sampled from the space."""
+    """The trial's spec: sampled from the space (an enqueued preset's parameters make it that
+    preset), or a preset outside the space as it is."""
     from space.presets import preset
     from space.sampling import sample
 
     name = trial.user_attrs.get("preset")
-    if name:
+    if name and not trial.user_attrs.get("preset_params"):
         return preset(name, config.image_size, config.channels)
     return sample(trial, config.space, config.image_size, config.channels)
 

@@ -134,3 +134,23 @@ def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
         if stage.kind in GROUPED_KINDS:
             params[f"{name}_groups"] = stage.groups
     return params
+
+
+def in_space(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> bool:
+    """Whether ``sample`` can return ``spec``: a preset may lie outside a narrowed space."""
+    try:
+        return sample(_Fixed(params_of(spec, space)), space, spec.input_size, spec.input_channels) == spec
+    except ValueError:
+        return False
+
+
+class _Fixed:
+    """A trial that answers from ``params`` and refuses a value its choices do not hold."""
+
+    def __init__(self, params: dict):
+        self.params = params
+
+    def suggest_categorical(self, name, choices):
+        if self.params[name] not in choices:
+            raise ValueError(f"{name}: {self.params[name]!r} is not among {choices}")
+        return self.params[name]

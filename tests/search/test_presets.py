@@ -1,0 +1,63 @@
+"""Enqueued presets teach the sampler: inside the space they carry their parameters."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from evaluators.data import load_dataset
+from evaluators.devices import LocalDevice
+from search.config import SearchConfig
+from search.loop import _top_up
+from search.trial import TrialContext, evaluate
+from search.worker import search_protocol
+from space.presets import PRESETS, preset
+from space.sampling import SearchSpace, in_space, params_of
+from studies.storage import open_storage
+from studies.store import ResultStore
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_lies_in_the_default_space(name):
+    assert in_space(preset(name, 32), SearchSpace())
+
+
+@pytest.mark.parametrize("narrowing, outside", [
+    ({"base_widths": (8, 12)}, set(PRESETS)),
+    ({"quant_modes": ("float32", "float16")}, {name for name in PRESETS if name.endswith("-int8")}),
+    ({"block_kinds": ("standard", "depthwise")}, {name for name in PRESETS if name.split("-")[0] in ("group", "shuffle", "fire")}),
+    ({"depths": (3,)}, set(PRESETS)),
+    ({"dilations": (1, 2)}, {name for name in PRESETS if name.startswith(("dilated", "group-dilated"))}),
+])
+def test_a_narrowed_space_leaves_presets_out(narrowing, outside):
+    space = SearchSpace(**narrowing)
+    assert {name for name in PRESETS if not in_space(preset(name, 32), space)} == outside
+
+
+def test_presets_are_enqueued_with_parameters_and_the_study_records_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = SearchConfig(storage=url, study="s", budget=len(PRESETS), enqueue_presets=True, data_limit=24,
+                          image_size=32, epochs=1, batch_size=8, threads=1, quant_modes=("float32", "float16"))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
+    _top_up(study, config)
+
+    waiting = {trial.user_attrs["preset"]: trial for trial in study.trials}
+    assert len(waiting) == len(PRESETS)
+    for name, trial in waiting.items():
+        inside = not name.endswith("-int8")  # int8 is not among this space's quant modes
+        assert trial.user_attrs.get("preset_params", False) is inside
+        expected = params_of(preset(name, 32), config.space) if inside else {}
+        assert trial.system_attrs["fixed_params"] == expected
+
+    data = load_dataset("synthetic", 32, 3, seed=0, limit=24)
+    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), search_protocol(1))
+    trial = study.ask()  # the first enqueued preset: unet
+    study.tell(trial, evaluate(trial, context))
+    done = study.trials[trial.number]
+    assert done.state == optuna.trial.TrialState.COMPLETE
+    assert done.user_attrs["preset"] == "unet"
+    assert done.params == {key: value for key, value in params_of(preset("unet", 32), config.space).items()
+                           if key in done.distributions}
+    assert {"depth", "base_width", "quant", "enc0_kind", "bottleneck_kind"} <= set(done.params)
+    assert done.user_attrs["summary"] == "std,std,std,std|std w16 float32"
