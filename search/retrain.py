@@ -19,15 +19,13 @@ converter chatter, Python warnings) goes to a log file instead, kept and named o
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sys
-import tempfile
 import time
 from typing import Any
 
 from search.config import SearchConfig
+from search.native_log import native_stderr_to_log
 
 
 def study_config(study) -> SearchConfig:
@@ -72,7 +70,7 @@ def make_retrain(
     threads = threads or config.threads
 
     def retrain(spec, point) -> tuple[bytes, dict[str, Any]]:
-        with _native_stderr_to_log(quiet_native, err or sys.stderr) as stream:
+        with native_stderr_to_log(quiet_native, err or sys.stderr, "retrain") as stream:
             say = lambda text: print(f"retrain: {text}", file=stream, flush=True)  # noqa: E731
             return _retrain(spec, point, say)
 
@@ -180,37 +178,6 @@ def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, 
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
     }
     return tflite, _jsonable(final)
-
-
-@contextlib.contextmanager
-def _native_stderr_to_log(enabled: bool, err):
-    """Yield a stream for progress lines; if ``enabled``, file descriptor 2 goes to a log meanwhile.
-
-    The log is removed when the block succeeds, and named on ``err`` when it fails (if not empty).
-    """
-    if not enabled:
-        yield err
-        return
-    err.flush()
-    sys.stderr.flush()
-    handle, log = tempfile.mkstemp(prefix="nas-lite-retrain-", suffix=".log")
-    saved = os.dup(2)
-    stream = os.fdopen(os.dup(saved), "w", buffering=1)
-    os.dup2(handle, 2)
-    failed = True
-    try:
-        yield stream
-        failed = False
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(handle)
-        if failed and os.path.getsize(log):
-            print(f"retrain: TensorFlow's messages are in {log}", file=stream, flush=True)
-        else:
-            os.unlink(log)
-        stream.close()
 
 
 def _clock(seconds: float) -> str:

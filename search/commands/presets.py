@@ -18,20 +18,28 @@ def register(subparsers):
 def run(args):
     import sys
 
+    from search.native_log import native_stderr_to_log
+    from space.presets import FLOAT_PRESETS, preset
+    from space.spec import QuantSpec
+
+    names = args.names or tuple(FLOAT_PRESETS)
+    specs = [preset(name, args.image_size, args.channels) for name in names]
+    modes = [QuantSpec(mode, calibration_images=4) for mode in args.quant_modes]  # bad input fails before TensorFlow loads
+    with native_stderr_to_log(not args.debug, sys.stderr, "presets") as err:  # TensorFlow's import chatter too
+        _table(names, specs, modes, err)
+
+
+def _table(names, specs, modes, err):
     import numpy as np
     from tqdm import tqdm
 
     from space.convert import to_tflite
     from space.model import build, static_costs
-    from space.presets import FLOAT_PRESETS, preset
-    from space.spec import QuantSpec
 
-    names = args.names or tuple(FLOAT_PRESETS)
-    modes = [QuantSpec(mode, calibration_images=4) for mode in args.quant_modes]
-    specs = [preset(name, args.image_size, args.channels) for name in names]
-    calibration = np.random.default_rng(0).uniform(0, 1, (4, args.image_size, args.image_size, args.channels)).astype("float32")
-    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{m.mode + ' KB':>12}" for m in modes))
-    for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=sys.stderr, leave=False):
+    shape = (4, specs[0].input_size, specs[0].input_size, specs[0].input_channels)
+    calibration = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
+    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{m.mode + ' KB':>12}" for m in modes), flush=True)
+    for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=err, leave=False):
         model = build(spec)
         costs = static_costs(model)
         sizes = [len(to_tflite(model, mode, calibration)) / 1024 for mode in modes]

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+from space.presets import PRESETS
 from tests.conftest import ROOT
 
 
@@ -41,3 +42,12 @@ def test_presets_lists_costs(cli):
     assert lines["unet"][1] == "1,945,521"
     unet_float_kb, unet_int8_kb = float(lines["unet"][3]), float(lines["unet"][4])
     assert 3.5 < unet_float_kb / unet_int8_kb < 4.5  # int8 weights are a quarter of float32
+    assert "absl" not in result.stderr and "fully_quantize" not in result.stderr  # TensorFlow's chatter went to a log
+
+
+def test_presets_refuse_a_bad_name_in_one_line_before_tensorflow_loads(cli):
+    result = cli("presets", "--names", "unet,unet-large")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "search: error: unknown preset 'unet-large'; choose one of " + ", ".join(PRESETS)
+    ]
