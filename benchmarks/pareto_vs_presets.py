@@ -103,6 +103,8 @@ def report(study, args, seconds: float) -> None:
         better = [p for p in searched_front if dominates(p, preset, metrics)]
         best = max(better, key=lambda p: p.values["dice"], default=None)
         by = f"#{best.number} {best.summary} (Dice {best.values['dice']:.3f}, {best.values['latency_ms']:.2f} ms, {best.values['size_kb']:.0f} KB)" if best else "not dominated"
+        if best and _architecture(best) in {_architecture(p) for p in presets}:
+            by += ", a preset's architecture"  # the search found a preset again, with other PTQ settings
         rows.append(f"| {preset.preset} | {preset.values['dice']:.3f} | {preset.values['latency_ms']:.2f} | {preset.values['size_kb']:.0f} | {by} |")
         results.append({"preset": preset.preset, **preset.values, "dominated_by": best.number if best else None})
     chosen = knee(searched_front, metrics) if searched_front else None
@@ -130,6 +132,11 @@ def report(study, args, seconds: float) -> None:
     from studies.report import write_report
 
     write_report(_storage(args), args.out / "pareto_vs_presets.html", study.study_name)
+
+
+def _architecture(point) -> str:
+    """The summary without its quantization mode (the last word)."""
+    return point.summary.rsplit(" ", 1)[0]
 
 
 if __name__ == "__main__":
