@@ -43,12 +43,29 @@ def run(sampler: str, seed: int, budget: int, settings: dict = SMALL) -> str:
     from search.progress import Reporter
 
     OUT.mkdir(parents=True, exist_ok=True)
-    name = f"{sampler}-seed{seed}-budget{budget}{tag(settings)}"
+    name = study_name(sampler, seed, budget, settings)
     print(f"== {name}", file=sys.stderr)
     data = settings["data"] if settings["data"] == "synthetic" else str(Path(settings["data"]).resolve())
     config = SearchConfig(budget=budget, study=name, storage=STORAGE, sampler=sampler, seed=seed, **{**settings, "data": data})
     run_search(config, set(), Reporter("bar"))
     return name
+
+
+def study_name(sampler: str, seed: int, budget: int, settings: dict = SMALL) -> str:
+    return f"{sampler}-seed{seed}-budget{budget}{tag(settings)}"
+
+
+def finished(name: str, budget: int) -> bool:
+    """Whether the study exists and all ``budget`` of its trials have finished."""
+    import optuna
+
+    from studies.storage import open_storage
+
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(STORAGE))
+    except KeyError:
+        return False
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) >= budget
 
 
 def points_of(name: str):

@@ -1,6 +1,6 @@
 """Does the default sampler beat random search at the same budget? 3 seeds each.
 
-    python benchmarks/search_vs_random.py [--budget 20] [--seeds 3] [--data PATH --image-size 64 ...]
+    python benchmarks/search_vs_random.py [--budget 20] [--seeds 3] [--data PATH --image-size 64 ...] [--report-only]
 
 The same small real searches as benchmarks/sampler_comparison.py (it reuses finished studies in
 benchmarks/out/samplers.db); --data and friends run them on other data instead. The hypervolume
@@ -16,7 +16,7 @@ import argparse
 import json
 import time
 
-from _searches import OUT, add_data_options, hypervolume_table, jsonable, points_of, run, settings_of, tag
+from _searches import OUT, add_data_options, finished, hypervolume_table, jsonable, points_of, run, settings_of, study_name, tag
 
 
 def main(argv=None) -> None:
@@ -24,6 +24,8 @@ def main(argv=None) -> None:
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=3)
     add_data_options(parser)
+    parser.add_argument("--report-only", action="store_true",
+                        help="the finished searches only, none run (a run spread over several sittings continues when started again)")
     args = parser.parse_args(argv)
     from search.config import SearchConfig
 
@@ -35,13 +37,21 @@ def main(argv=None) -> None:
     from studies.pareto import hypervolume
 
     for sampler in (default, "random"):
-        volumes[sampler] = [hypervolume(points_of(run(sampler, seed, args.budget, settings)), None, reference) for seed in range(args.seeds)]
-    rows, summary = hypervolume_table(volumes)
+        names = [study_name(sampler, seed, args.budget, settings) if args.report_only else run(sampler, seed, args.budget, settings)
+                 for seed in range(args.seeds)]
+        volumes[sampler] = [hypervolume(points_of(name), None, reference) for name in names if finished(name, args.budget)]
+    rows, summary = hypervolume_table({sampler: values for sampler, values in volumes.items() if values})
+    print("\n".join(rows))
+    if len(summary) < 2 or any(len(values) < args.seeds for values in volumes.values()):
+        print(f"\nfinished searches: {', '.join(f'{s} {len(v)} of {args.seeds}' for s, v in volumes.items())}; "
+              f"reference from the presets {reference}. Run the same command without --report-only to go on.")
+        return
     gap = summary[default]["mean"] - summary["random"]["mean"]
     seconds = time.time() - started
-    print("\n".join(rows))
     print(f"\n{default} - random = {gap:+.4f} (random's std {summary['random']['std']:.4f}, {default}'s {summary[default]['std']:.4f}); "
           f"reference from the presets {reference}; wall time {seconds / 60:.1f} min")
+    if args.report_only:
+        return  # the JSON keeps the run's own wall time
     (OUT / f"search_vs_random{tag(settings)}.json").write_text(json.dumps(
         {"budget": args.budget, "seeds": args.seeds, "settings": jsonable(settings), "reference": reference,
          "samplers": summary, "seconds": seconds}, indent=2))
