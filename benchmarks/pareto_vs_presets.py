@@ -20,6 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from search.config import EARLY_STOP  # noqa: E402 - after the path above
+
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +35,7 @@ def main(argv=None) -> None:
     parser.add_argument("--latency-clock", default="cpu", choices=("wall", "cpu"),
                         help="cpu (default here): one thread's CPU time, steady while other work shares the machine")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--early-stop", default="front", choices=("front", "cheaper", "off"),
+    parser.add_argument("--early-stop", default="front", choices=EARLY_STOP,
                         help="search start's --early-stop (the study keeps the rule it was started with)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--report-only", action="store_true",

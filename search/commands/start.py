@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands.options import add_space_options, csv_of, positive_int
+from search.config import EARLY_STOP, SAMPLERS
 
 
 def register(subparsers):
@@ -50,12 +51,12 @@ def _add_options(parser):
     goal.add_argument("--min-dice", type=float, help="trials below this Dice are infeasible")
     add_space_options(parser)
     run = parser.add_argument_group("how to run")
-    run.add_argument("--sampler", choices=("tpe", "nsga2", "random", "gp"), help="Optuna sampler (default tpe)")
+    run.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default tpe)")
     run.add_argument("--seed", type=int, help="seed for sampling, data split and training (default 0)")
     run.add_argument("--workers", type=positive_int, help="worker processes on this machine (default 1)")
     run.add_argument("--timeout", type=float, help="start no new trial after this many seconds")
     run.add_argument("--enqueue-presets", action="store_true", default=None, help="evaluate the hand-designed presets first")
-    run.add_argument("--early-stop", choices=("front", "cheaper", "off"),
+    run.add_argument("--early-stop", choices=EARLY_STOP,
                      help="stop a trial whose validation Dice trails every front member (front, default), every front "
                           "member no slower and no larger (cheaper: spares light candidates, times each judged one "
                           "untrained), or never (off)")

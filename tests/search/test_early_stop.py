@@ -1,4 +1,17 @@
-from search.trial import FrontMember, Verdict
+import time
+
+import optuna
+import pytest
+
+from evaluators.data import load_dataset
+from evaluators.devices import LocalDevice
+from search.config import SearchConfig
+from search.trial import FrontMember, Stopwatch, TrialContext, Verdict, evaluate
+from search.worker import search_protocol
+from space.sampling import params_of
+from space.spec import uniform
+from studies.storage import open_storage
+from studies.store import ResultStore
 
 FAST = FrontMember(1, [0.30, 0.50, 0.60, 0.70], {"latency_ms": 5.0, "size_kb": 100.0})
 SMALL = FrontMember(2, [0.10, 0.40, 0.55, 0.65], {"latency_ms": 8.0, "size_kb": 50.0})
@@ -51,19 +64,6 @@ def test_costs_are_asked_for_only_when_two_members_are_ahead():
 
 
 def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_costs(tmp_path):
-    import optuna
-    import pytest
-
-    from evaluators.data import load_dataset
-    from evaluators.devices import LocalDevice
-    from search.config import SearchConfig
-    from search.trial import TrialContext, evaluate
-    from search.worker import search_protocol
-    from space.sampling import params_of
-    from space.spec import uniform
-    from studies.storage import open_storage
-    from studies.store import ResultStore
-
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
                           threads=1, quant_modes=("float32",), early_stop="cheaper")
@@ -85,21 +85,11 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
 
 
 def test_unknown_rule_is_refused():
-    import pytest
-
-    from search.config import SearchConfig
-
     with pytest.raises(ValueError, match="early-stop: unknown 'sometimes'; choose one of front, cheaper, off"):
         SearchConfig(early_stop="sometimes")
 
 
 def test_nested_phases_count_for_themselves_only():
-    import time
-
-    import pytest
-
-    from search.trial import Stopwatch
-
     clock = Stopwatch()
     with clock.phase("train"):
         time.sleep(0.05)
