@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.config import EARLY_STOP  # noqa: E402 - after the path above
+from search.config import EARLY_STOP, LR_SCHEDULES, SearchConfig  # noqa: E402 - after the path above
 
 
 def main(argv=None) -> None:
@@ -29,7 +29,9 @@ def main(argv=None) -> None:
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=SearchConfig.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=SearchConfig.learning_rate)
+    parser.add_argument("--lr-schedule", default=SearchConfig.lr_schedule, choices=LR_SCHEDULES)
     parser.add_argument("--data-limit", type=int)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency-clock", default="cpu", choices=("wall", "cpu"),
@@ -74,7 +76,6 @@ def _trial_wall_seconds(study) -> float:
 
 
 def search(args):
-    from search.config import SearchConfig
     from search.loop import run_search
     from search.progress import Reporter
     from space.presets import PRESETS
@@ -82,10 +83,13 @@ def search(args):
     config = SearchConfig(
         budget=args.budget + len(PRESETS), study=_name(args), storage=_storage(args),
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
         data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,
         enqueue_presets=True, early_stop=args.early_stop,
     )
-    return run_search(config, set(), Reporter("bar"))
+    # The study's name does not carry these: continuing it with other values must fail, not mix.
+    defining = {"batch_size", "learning_rate", "lr_schedule", "data_limit", "threads", "latency_clock"}
+    return run_search(config, defining, Reporter("bar"))
 
 
 def report(study, args, seconds: float) -> None:

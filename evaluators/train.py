@@ -1,7 +1,8 @@
 """Training: ``train(model, data, epochs) -> History`` and ``fit_candidate(spec, data, epochs)``.
 
 ``train`` fits any tf-keras segmentation model (sigmoid output) with Adam on binary cross-entropy
-plus Dice loss, random horizontal and vertical flips, seeded. After every epoch it computes the
+plus Dice loss, random horizontal and vertical flips, seeded, the learning rate warmed up and then
+decayed along a cosine (or held constant). After every epoch it computes the
 validation Dice (threshold 0.5, per image then averaged) and hands it to ``callback(epoch, dice)``;
 a callback that returns ``False`` stops the training (the search uses it to drop hopeless trials).
 
@@ -33,6 +34,7 @@ FLOAT_TOLERANCE = 1e-4  # masked vs native float outputs
 QAT_TOLERANCE = 0.05  # masked vs native QAT outputs: a rounding step may flip inside the network
 CHECK_IMAGES = 4
 BATCHNORM_MOMENTUM = 0.9  # PyTorch's default; see set_batchnorm_momentum
+WARMUP_FRACTION = 0.1  # of a cosine schedule's steps, rising linearly from a tenth of the peak rate
 
 
 class TrainingError(RuntimeError):
@@ -74,13 +76,16 @@ def train(
     epochs: int,
     batch_size: int = 8,
     seed: int = 0,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     callback: EpochCallback | None = None,
     *,
+    schedule: str = "cosine",
     keras_callbacks=(),
     first_epoch: int = 0,
 ) -> History:
     """Train ``model`` in place for up to ``epochs`` epochs; see the module docstring.
+
+    ``learning_rate`` is the peak of the ``schedule`` (see :func:`learning_rate_schedule`).
 
     ``callback(epoch, val_dice)`` gets the epoch number counted from 1 (plus ``first_epoch``, so
     that phases of one candidate number their epochs on). ``keras_callbacks`` are passed to
@@ -96,7 +101,8 @@ def train(
     dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed)
     # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
     # time than with the new optimizer (seconds per trial for a small model), same results.
-    optimizer = keras.optimizers.legacy.Adam(learning_rate)
+    steps = epochs * math.ceil(len(data.train_images) / batch_size)
+    optimizer = keras.optimizers.legacy.Adam(learning_rate_schedule(learning_rate, schedule, steps))
     # Slots made now, not inside the first traced step: a tf.function that creates variables is
     # traced twice, and one trace of a U-Net's train step costs seconds.
     optimizer._create_all_weights(model.trainable_variables)
@@ -107,6 +113,25 @@ def train(
     model.fit(dataset, epochs=epochs, verbose=0, callbacks=[*keras_callbacks, monitor])
     history.seconds = time.perf_counter() - start
     return history
+
+
+def learning_rate_schedule(peak: float, schedule: str, steps: int):
+    """``constant``: ``peak`` throughout. ``cosine``: a linear warm-up from ``peak / 10`` over the first
+    tenth of the ``steps``, then a cosine decay to 0 at the last one.
+
+    A trial trains for a few hundred steps and is judged by the weights it ends with: at a constant
+    rate those still jump from epoch to epoch (validation Dice 0.65 then 0.72 at 128x128), and the
+    search would compare the luck of the last step; the decay lets them settle.
+    """
+    if not peak > 0:
+        raise ValueError(f"learning_rate: must be positive, got {peak}")
+    if schedule == "constant":
+        return peak
+    if schedule != "cosine":
+        raise ValueError(f"schedule: unknown {schedule!r}; choose cosine or constant")
+    warmup = max(1, round(steps * WARMUP_FRACTION))
+    keras = _tf.keras()
+    return keras.optimizers.schedules.CosineDecay(peak / 10, max(1, steps - warmup), warmup_target=peak, warmup_steps=warmup)
 
 
 def set_batchnorm_momentum(model, momentum: float) -> None:
@@ -197,8 +222,9 @@ def fit_candidate(
     batch_size: int = 8,
     seed: int = 0,
     callback: EpochCallback | None = None,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     qat_fraction: float = QAT_FRACTION,
+    schedule: str = "cosine",
 ):
     """Train the candidate ``spec``; returns ``(model, history, info)``.
 
@@ -224,7 +250,7 @@ def fit_candidate(
     if wants_qat and not qat_epochs:
         info["qat_note"] = "one epoch is spent on pruning; no epoch left for QAT (int8 PTQ instead)"
     model = build(spec, grouped=form, seed=seed)
-    options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback)
+    options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule)
     history = History()
     if float_epochs:
         model = _float_phase(model, spec, data, float_epochs, history, info, options)

@@ -18,6 +18,9 @@ OBJECTIVES = {"dice": "maximize", "latency_ms": "minimize", "size_kb": "minimize
 OBJECTIVE_ALIASES = {"dice": "dice", "latency": "latency_ms", "latency_ms": "latency_ms", "size": "size_kb", "size_kb": "size_kb"}
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
+LR_SCHEDULES = ("cosine", "constant")  # see evaluators.train.learning_rate_schedule
+# Studies made before a key existed were run as these say; continuing one must not change its training.
+BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant"}
 RUN_KEYS = ("budget", "workers", "timeout", "sampler", "devices", "device_token", "study", "storage", "enqueue_presets",
             "early_stop")
 
@@ -33,7 +36,9 @@ class SearchConfig:
     synthetic_count: int = 256
     data_limit: int | None = None
     epochs: int = 3
-    batch_size: int = 16
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
     devices: tuple[str, ...] = ()
     device_token: str | None = None
     threads: int = 4
@@ -64,6 +69,10 @@ class SearchConfig:
             raise ValueError(f"workers: must be at least 1, got {self.workers}")
         if self.epochs < 1 or self.batch_size < 1 or self.threads < 1:
             raise ValueError("epochs, batch_size and threads: must be at least 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning-rate: must be positive, got {self.learning_rate}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr-schedule: unknown {self.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler: unknown {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.early_stop not in EARLY_STOP:
@@ -134,6 +143,12 @@ class SearchConfig:
         tuples = {f.name for f in dataclasses.fields(cls) if "tuple" in str(f.type)}
         return cls(**{key: tuple(value) if key in tuples and value is not None else value for key, value in data.items()})
 
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> "SearchConfig":
+        """The configuration saved in a study (keys this version does not know are left out)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({**BEFORE_KEYS, **{key: value for key, value in stored.items() if key in known}})
+
     def replace(self, **changes) -> "SearchConfig":
         return dataclasses.replace(self, **changes)
 
@@ -171,7 +186,7 @@ def merge_with_stored(given: SearchConfig, explicit: set[str], stored: dict[str,
     A defining key given explicitly with another value is an error: the study's numbers would
     stop being comparable.
     """
-    base = SearchConfig.from_dict({k: v for k, v in stored.items() if k in {f.name for f in dataclasses.fields(SearchConfig)}})
+    base = SearchConfig.from_stored(stored)
     for key in sorted(explicit - set(RUN_KEYS)):
         if key in stored and _normal(getattr(given, key)) != _normal(stored[key]):
             raise ValueError(

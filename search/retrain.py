@@ -36,8 +36,7 @@ def study_config(study) -> SearchConfig:
             f"study {study.study_name} has no nas-lite configuration (it was not made by 'search start'), "
             "so it cannot be retrained; export it without --retrain-epochs"
         )
-    known = {key: value for key, value in stored.items() if key in SearchConfig.__dataclass_fields__}
-    return SearchConfig.from_dict(known)
+    return SearchConfig.from_stored(stored)
 
 
 def make_retrain(
@@ -121,7 +120,10 @@ def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, 
         say(f"epoch {epoch}/{epochs}: validation Dice {val_dice:.3f} (seen in training), "
             f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
 
-    model, history, info = fit_candidate(spec, everything, epochs, config.batch_size, config.seed, progress)
+    model, history, info = fit_candidate(
+        spec, everything, epochs, config.batch_size, config.seed, progress,
+        learning_rate=config.learning_rate, schedule=config.lr_schedule,
+    )
     seconds["train"] = time.perf_counter() - started
 
     say(f"converting ({spec.quant.mode})")
@@ -158,6 +160,8 @@ def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, 
         "dice_note": ("dice, iou and float_dice are on images the retrained model saw in training: a sanity "
                       "figure, not a held-out estimate; metrics.dice (search time) is the held-out one"),
         "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "lr_schedule": config.lr_schedule,
         "seed": config.seed,
         "dice": float(figures["dice"]),
         "iou": float(figures["iou"]),

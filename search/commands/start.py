@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from search.commands.options import add_space_options, csv_of, positive_int
-from search.config import EARLY_STOP, SAMPLERS
+from search.config import EARLY_STOP, LR_SCHEDULES, SAMPLERS
 
 
 def register(subparsers):
@@ -36,7 +36,10 @@ def _add_options(parser):
     data.add_argument("--channels", type=int, choices=(1, 3), help="input channels (default 3)")
     data.add_argument("--data-limit", type=positive_int, help="use at most this many image pairs")
     data.add_argument("--epochs", type=positive_int, help="training epochs per trial (default 3)")
-    data.add_argument("--batch-size", type=positive_int, help="training batch size (default 16)")
+    data.add_argument("--batch-size", type=positive_int, help="training batch size (default 8)")
+    data.add_argument("--learning-rate", type=float, help="Adam's peak learning rate (default 0.002)")
+    data.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                      help="cosine (default): warm up, then decay to 0 by the last epoch; or constant")
     device = parser.add_argument_group("latency")
     device.add_argument("--device", dest="devices", action="append", metavar="URL",
                         help="a Pi agent, http://HOST:8765 (repeat for a pool of identical boards; default: this machine)")
@@ -66,7 +69,8 @@ def _add_options(parser):
 
 
 OPTION_KEYS = (
-    "budget", "study", "storage", "data", "image_size", "channels", "data_limit", "epochs", "batch_size", "devices",
+    "budget", "study", "storage", "data", "image_size", "channels", "data_limit", "epochs", "batch_size", "learning_rate",
+    "lr_schedule", "devices",
     "device_token", "threads", "latency_clock", "objectives", "max_latency_ms", "max_size_kb", "min_dice", "block_kinds", "quant_modes",
     "depths", "widths", "groups", "dilations", "sparsities", "search_input_size", "sampler", "seed", "workers",
     "timeout", "enqueue_presets", "early_stop",

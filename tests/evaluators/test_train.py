@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from evaluators.accuracy import evaluate_keras, evaluate_tflite, predict_keras, predict_tflite, score
-from evaluators.train import History, TrainingError, fit_candidate, split_epochs, train, training_dataset
+from evaluators.train import (
+    History, TrainingError, fit_candidate, learning_rate_schedule, split_epochs, train, training_dataset,
+)
 from space.convert import to_tflite
 from space.model import build, transfer_weights
 from space.spec import CandidateSpec, QuantSpec, StageSpec, uniform
@@ -67,6 +69,31 @@ def test_nan_loss_raises_a_clear_error(data):
     broken.train_images[3, 5, 5, 0] = np.nan
     with pytest.raises(TrainingError, match="loss became NaN at epoch 1"):
         train(build(tiny(width=4), seed=0), broken, epochs=2, batch_size=8)
+
+
+def test_cosine_schedule_warms_up_to_the_peak_then_decays_to_zero():
+    schedule = learning_rate_schedule(2e-3, "cosine", steps=100)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
+    assert rates[0] == pytest.approx(2e-4)  # a tenth of the peak
+    assert rates[0] < rates[1] < rates[2] == pytest.approx(2e-3)  # linear warm-up over 10 steps
+    assert rates[3] == pytest.approx(1e-3, rel=1e-3)  # halfway down the cosine
+    assert rates[4] == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate_schedule(2e-3, "constant", steps=100) == 2e-3
+    with pytest.raises(ValueError, match="choose cosine or constant"):
+        learning_rate_schedule(2e-3, "linear", steps=100)
+    with pytest.raises(ValueError, match="must be positive"):
+        learning_rate_schedule(0.0, "cosine", steps=100)
+
+
+def test_training_follows_the_schedule_to_its_end(data):
+    model = build(tiny(width=4), seed=0)
+    train(model, data, epochs=2, batch_size=8, learning_rate=2e-3, schedule="cosine")
+    steps = 2 * -(-len(data.train_images) // 8)
+    assert int(model.optimizer.iterations) == steps
+    assert float(model.optimizer._decayed_lr("float32")) == pytest.approx(0.0, abs=1e-6)  # decayed, not constant
+    constant = build(tiny(width=4), seed=0)
+    train(constant, data, epochs=1, batch_size=8, learning_rate=2e-3, schedule="constant")
+    assert float(constant.optimizer._decayed_lr("float32")) == pytest.approx(2e-3)
 
 
 def test_split_epochs():
