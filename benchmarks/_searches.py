@@ -23,8 +23,7 @@ def add_data_options(parser) -> None:
     """--data, --image-size, --data-limit, --epochs and the training options of every search (default SMALL)."""
     parser.add_argument("--data", default=SMALL["data"], help="synthetic (default) or a folder of images/ and masks/")
     for key in OPTIONS[1:]:
-        kind = str if key == "lr_schedule" else type(SMALL[key])
-        parser.add_argument(f"--{key.replace('_', '-')}", type=kind, default=SMALL[key])
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(SMALL[key]), default=SMALL[key])
 
 
 def settings_of(args) -> dict:

@@ -119,6 +119,11 @@ class SearchConfig:
         return [OBJECTIVES[name] for name in self.objectives]
 
     @property
+    def training(self) -> dict[str, Any]:
+        """How every candidate is trained: the keyword arguments of ``evaluators.train.fit_candidate``."""
+        return dict(batch_size=self.batch_size, seed=self.seed, learning_rate=self.learning_rate, schedule=self.lr_schedule)
+
+    @property
     def constraints(self) -> dict[str, float]:
         limits = {"max_latency_ms": self.max_latency_ms, "max_size_kb": self.max_size_kb, "min_dice": self.min_dice}
         return {key: value for key, value in limits.items() if value is not None}

@@ -120,10 +120,7 @@ def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, 
         say(f"epoch {epoch}/{epochs}: validation Dice {val_dice:.3f} (seen in training), "
             f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
 
-    model, history, info = fit_candidate(
-        spec, everything, epochs, config.batch_size, config.seed, progress,
-        learning_rate=config.learning_rate, schedule=config.lr_schedule,
-    )
+    model, history, info = fit_candidate(spec, everything, epochs, callback=progress, **config.training)
     seconds["train"] = time.perf_counter() - started
 
     say(f"converting ({spec.quant.mode})")

@@ -241,10 +241,7 @@ def _fit(trial, spec, context, clock, judge):
         return not verdict(len(history) - 1, val_dice)
 
     with clock.phase("train"):
-        model, history, info = fit_candidate(
-            spec, context.data, config.epochs, config.batch_size, config.seed, keep_going,
-            learning_rate=config.learning_rate, schedule=config.lr_schedule,
-        )
+        model, history, info = fit_candidate(spec, context.data, config.epochs, callback=keep_going, **config.training)
     if info:
         _set(trial, training=_jsonable(info))
     if history.stopped_early:
