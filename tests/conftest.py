@@ -14,6 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+SMALL_NUCLEI = ROOT / "tests" / "data" / "dsb2018_small"  # shipped: real data for the default tier
 
 
 def run_cli(*args, cwd=None, env=None, timeout=600, input=None) -> subprocess.CompletedProcess:
@@ -32,9 +33,16 @@ def cli():
 
 @pytest.fixture(scope="session")
 def shared_datasets() -> Path:
+    """``../shared/datasets``: only for tests marked ``shared`` (the default tier has no ``shared/``)."""
     if not SHARED_DATASETS.is_dir():
         pytest.fail(f"{SHARED_DATASETS} is missing: tests need ../shared/datasets beside the checkout")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def small_nuclei() -> Path:
+    """120 real dsb2018 pairs at 64x64, shipped in the repository (CC0; see its README)."""
+    return SMALL_NUCLEI
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,14 @@ def test_split_is_deterministic_and_disjoint():
     assert not any(image.tobytes() in train_keys for image in first.val_images)
 
 
+def test_shipped_nuclei_folder_loads(small_nuclei):
+    data = load_dataset(small_nuclei, 64, seed=0)
+    assert data.train_images.shape == (96, 64, 64, 3) and data.val_images.shape == (24, 64, 64, 3)
+    assert 0.05 < data.train_masks.mean() < 0.35  # nuclei cover about 14% of dsb2018
+    assert set(np.unique(data.train_masks)) == {0.0, 1.0}
+
+
+@pytest.mark.shared
 def test_isbi_folder_loads(shared_datasets):
     data = load_dataset(shared_datasets / "isbi2012_membrane", 64, channels=1, seed=0)
     assert data.train_images.shape == (24, 64, 64, 1) and data.val_images.shape == (6, 64, 64, 1)

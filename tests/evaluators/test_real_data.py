@@ -19,8 +19,8 @@ def test_standard_unet_does_not_solve_the_built_in_data_in_a_few_epochs():
 
 
 @pytest.mark.slow
-def test_a_small_unet_learns_real_nuclei(shared_datasets):
-    data = load_dataset(shared_datasets / "dsb2018_nuclei", 64, limit=120, seed=0)
+def test_a_small_unet_learns_real_nuclei(small_nuclei):
+    data = load_dataset(small_nuclei, 64, seed=0)
     spec = preset("unet", 64).replace(base_width=8)
     untrained = evaluate_tflite(to_tflite(build(spec, seed=0)), data)["dice"]
     model, history, _ = fit_candidate(spec, data, epochs=5, batch_size=8, seed=0)
