@@ -4,9 +4,10 @@
     python -m evaluators.agent info
     python -m evaluators.agent measure [--protocol JSON] [--cpus 0,1] < model.tflite
 
-Imports only the standard library, numpy, LiteRT and :mod:`evaluators.runtime`: on the board only
-Python, numpy and ``ai-edge-litert`` (or ``tflite-runtime``) are installed. Copy
-``evaluators/__init__.py``, ``evaluators/runtime.py`` and this file to run it.
+Imports only the standard library, numpy, LiteRT, :mod:`evaluators.litert` and
+:mod:`evaluators.runtime`: on the board only Python, numpy and ``ai-edge-litert`` (or
+``tflite-runtime``) are installed. Copy ``evaluators/__init__.py``, ``evaluators/litert.py``,
+``evaluators/runtime.py`` and this file to run it.
 
 Endpoints (every request carries ``Authorization: Bearer <token>``):
 
@@ -38,7 +39,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from evaluators import runtime
+from evaluators import litert, runtime
 
 TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
 DEFAULT_MAX_BODY_MB = 64
@@ -57,7 +58,7 @@ def device_info() -> dict:
         "memory_bytes": _memory_bytes(),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "runtime": {"name": runtime.RUNTIME_NAME, "version": runtime.RUNTIME_VERSION},
+        "runtime": {"name": litert.RUNTIME_NAME, "version": litert.RUNTIME_VERSION},
         "temperature_c": temperatures(),
         "throttled": throttled(),
     }
@@ -253,7 +254,7 @@ def serve(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_
     """Serve until interrupted. Prints one line with the address (the real port when ``port`` is 0)."""
     server = make_server(host, port, token, max_body_mb)
     bound_host, bound_port = server.server_address[:2]
-    print(f"nas-lite agent serving on http://{bound_host}:{bound_port} ({runtime.RUNTIME_NAME} {runtime.RUNTIME_VERSION})", flush=True)
+    print(f"nas-lite agent serving on http://{bound_host}:{bound_port} ({litert.RUNTIME_NAME} {litert.RUNTIME_VERSION})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

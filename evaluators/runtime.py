@@ -1,7 +1,7 @@
 """Time a TFLite model with LiteRT: a measuring protocol, not a timer call.
 
-Imports only the standard library, numpy and LiteRT (``ai_edge_litert``, or ``tflite_runtime``
-on boards that have only that), because this module runs on the Pi inside the agent.
+Imports only the standard library, numpy and LiteRT (through :mod:`evaluators.litert`), because
+this module runs on the Pi inside the agent.
 """
 
 from __future__ import annotations
@@ -14,19 +14,9 @@ from typing import Any
 
 import numpy as np
 
-try:
-    from ai_edge_litert import __version__ as RUNTIME_VERSION
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    RUNTIME_NAME = "ai-edge-litert"
-except ImportError:  # a board with the older standalone runtime
-    from tflite_runtime import __version__ as RUNTIME_VERSION
-    from tflite_runtime.interpreter import Interpreter, OpResolverType
-
-    RUNTIME_NAME = "tflite-runtime"
+from evaluators.litert import DELEGATE_NODE, RUNTIME_NAME, RUNTIME_VERSION, Interpreter, OpResolverType, ops_details, tensor_details
 
 CLOCKS = {"wall": time.perf_counter_ns, "cpu": time.thread_time_ns}
-DELEGATE_NODE = "DELEGATE"  # what a node replaced by the (XNNPACK) delegate is called in the execution plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +212,7 @@ def delegated_ops(interpreter) -> dict[str, Any]:
     After delegation the node list holds the model's ops followed by one DELEGATE node per
     partition. A partition's ops are found by walking back from its outputs to its inputs.
     """
-    nodes = interpreter._get_ops_details()
+    nodes = ops_details(interpreter)
     ops = [node for node in nodes if node["op_name"] != DELEGATE_NODE]
     partitions = [node for node in nodes if node["op_name"] == DELEGATE_NODE]
     producer = {int(t): op for op in ops for t in op["outputs"]}
@@ -253,7 +243,7 @@ def peak_activation_bytes(model_bytes: bytes) -> int:
 
 
 def _peak_activation_bytes(interpreter) -> int:
-    ops = [node for node in interpreter._get_ops_details() if node["op_name"] != DELEGATE_NODE]
+    ops = [node for node in ops_details(interpreter) if node["op_name"] != DELEGATE_NODE]
     lifetimes = _activation_lifetimes(interpreter, ops)
     sizes = {tensor: _tensor_bytes(interpreter, tensor) for tensor in lifetimes}
     return max(
@@ -265,7 +255,7 @@ def _peak_activation_bytes(interpreter) -> int:
 def activation_bytes(model_bytes: bytes) -> int:
     """The total size of all non-constant tensors: what memory would be without reuse."""
     interpreter = _load(model_bytes, threads=1)
-    ops = [node for node in interpreter._get_ops_details() if node["op_name"] != DELEGATE_NODE]
+    ops = [node for node in ops_details(interpreter) if node["op_name"] != DELEGATE_NODE]
     return sum(_tensor_bytes(interpreter, tensor) for tensor in _activation_lifetimes(interpreter, ops))
 
 
@@ -286,5 +276,5 @@ def _activation_lifetimes(interpreter, ops) -> dict[int, tuple[int, int]]:
 
 
 def _tensor_bytes(interpreter, tensor: int) -> int:
-    detail = interpreter._get_tensor_details(tensor, 0)
+    detail = tensor_details(interpreter, tensor)
     return int(np.prod(detail["shape"], dtype=np.int64)) * np.dtype(detail["dtype"]).itemsize

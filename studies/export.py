@@ -76,10 +76,8 @@ def select(study, *, trial: int | None = None, pick: str | None = None) -> paret
 
 # -- describing the model ------------------------------------------------------------------------
 def _interpreter(tflite: bytes):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # the Pi may have tflite-runtime only
-        from tflite_runtime.interpreter import Interpreter
+    from evaluators.litert import Interpreter
+
     return Interpreter(model_content=tflite)
 
 

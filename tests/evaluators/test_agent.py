@@ -136,11 +136,23 @@ print(result["median_ms"], result["delegate"]["inside"]["CONV_2D"])
 """
 
 
-def test_agent_runs_without_tensorflow_optuna_or_sqlalchemy(tmp_path):
+def test_agent_runs_from_the_files_the_readme_copies_without_tensorflow_optuna_or_sqlalchemy(tmp_path):
+    """What a Pi gets: only the files of the README's ``scp`` line, and none of the heavy packages."""
+    import os
+    import re
+    import shutil
+
+    from tests.conftest import ROOT
+
+    copied = re.search(r"^scp (evaluators/\S+(?: evaluators/\S+)*) pi@", (ROOT / "README.md").read_text(), re.M).group(1).split()
+    board = tmp_path / "board"
+    for name in copied:
+        (board / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, board / name)
     model = tmp_path / "model.tflite"
     model.write_bytes(unet_bytes())
-    done = subprocess.run([sys.executable, "-c", NO_HEAVY_IMPORTS, str(model)],
-                          capture_output=True, text=True, env=environment(), timeout=120)
+    done = subprocess.run([sys.executable, "-c", NO_HEAVY_IMPORTS, str(model)], cwd=board,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(board)}, timeout=120)
     assert done.returncode == 0, done.stderr
     median, convolutions = done.stdout.split()
     assert float(median) > 0 and convolutions == "15"
