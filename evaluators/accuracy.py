@@ -42,6 +42,19 @@ def dice_iou_per_image(probabilities, masks, threshold: float = 0.5) -> tuple[np
     return dice, iou
 
 
+def bootstrap_interval(per_image, confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean over images: how far the mean Dice could move
+    with another draw of images of the same kind. Seeded, so the same scores give the same interval."""
+    scores = np.asarray(per_image, dtype=np.float64)
+    if scores.size == 0:
+        raise ValueError("no scores to bootstrap")
+    draws = np.random.default_rng(seed).integers(0, scores.size, (resamples, scores.size))
+    means = scores[draws].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 # -- TFLite in LiteRT ---------------------------------------------------------------------------
 def interpreter(model_bytes: bytes, threads: int = 2):
     """A LiteRT interpreter (``ai_edge_litert``, else ``tflite_runtime``) with tensors allocated.
@@ -111,11 +124,20 @@ def _dequantize(values: np.ndarray, detail) -> np.ndarray:
 
 
 # -- scores of a model on a dataset -------------------------------------------------------------
-def evaluate_tflite(model_bytes: bytes, data, threads: int = 2, threshold: float = 0.5) -> dict[str, float]:
-    """``{"dice", "iou"}`` of the TFLite model on ``data.val_images`` / ``data.val_masks``."""
-    probabilities = predict_tflite(model_bytes, data.val_images, threads)
-    dice, iou = dice_iou(probabilities, data.val_masks, threshold)
-    return {"dice": dice, "iou": iou}
+SPLITS = ("val", "test")
+
+
+def evaluate_tflite(model_bytes: bytes, data, threads: int = 2, threshold: float = 0.5, split: str = "val") -> dict:
+    """The TFLite model's scores on one split of ``data`` (``val`` or ``test``): mean ``dice`` and
+    ``iou``, ``dice_per_image`` (rounded to 4 places) and ``dice_ci95`` (:func:`bootstrap_interval`)."""
+    if split not in SPLITS:
+        raise ValueError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
+    images, masks = getattr(data, f"{split}_images"), getattr(data, f"{split}_masks")
+    if images is None or len(images) == 0:
+        raise ValueError(f"the data has no {split} images")
+    dice, iou = dice_iou_per_image(predict_tflite(model_bytes, images, threads), masks, threshold)
+    return {"dice": float(dice.mean()), "iou": float(iou.mean()), "dice_per_image": [round(float(d), 4) for d in dice],
+            "dice_ci95": list(bootstrap_interval(dice))}
 
 
 def predict_keras(model, images, batch_size: int = 16) -> np.ndarray:

@@ -1,6 +1,11 @@
 """Datasets: the built-in generated one and folders of ``images/`` + ``masks/``.
 
 Images come out as float32 NHWC scaled to [0, 1]; masks as float32 (N, H, W, 1) with values 0 or 1.
+
+Three splits: train (the candidates learn from it), validation (the search selects on it: the
+sampler, early stopping, promotion and the front read only validation figures) and test (held
+out for reporting; nothing that chooses reads it). A folder may bring its own ``test/`` (with
+``images/`` and ``masks/``); otherwise ``test_fraction`` of the pairs are held out.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ class Dataset:
     val_masks: np.ndarray
     name: str
     warnings: tuple[str, ...] = ()
+    test_images: np.ndarray | None = None
+    test_masks: np.ndarray | None = None
+
+    @property
+    def has_test(self) -> bool:
+        return self.test_images is not None and len(self.test_images) > 0
 
     @property
     def image_size(self) -> int:
@@ -38,8 +49,9 @@ class Dataset:
         return int(self.train_images.shape[-1])
 
     def describe(self) -> str:
+        test = f" + {len(self.test_images)} test" if self.has_test else ""
         return (
-            f"{self.name}: {len(self.train_images)} train + {len(self.val_images)} validation images, "
+            f"{self.name}: {len(self.train_images)} train + {len(self.val_images)} validation{test} images, "
             f"{self.image_size}x{self.image_size}x{self.channels}, foreground {self.train_masks.mean():.0%}"
         )
 
@@ -53,26 +65,41 @@ def load_dataset(
     limit: int | None = None,
     synthetic_count: int = 320,
     progress: bool = False,
+    test_fraction: float = 0.0,
 ) -> Dataset:
-    """The built-in dataset (``"synthetic"``) or a folder with ``images/`` and ``masks/``."""
-    if not 0 < val_fraction < 1:
-        raise DatasetError(f"val_fraction: must be between 0 and 1, got {val_fraction}")
+    """The built-in dataset (``"synthetic"``) or a folder with ``images/`` and ``masks/`` (and
+    perhaps ``test/``), split into train / validation / test, the same for a seed."""
+    for key, fraction, low in (("val_fraction", val_fraction, 0), ("test_fraction", test_fraction, -1)):
+        if not low < fraction < 1:
+            raise DatasetError(f"{key}: must be between 0 and 1, got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise DatasetError(f"val_fraction + test_fraction must leave images to train on, got {val_fraction} + {test_fraction}")
+    test = None
     if str(source) == SYNTHETIC:
         images, masks = synthetic(limit or synthetic_count, image_size, channels, seed)
         name, notes = f"synthetic(seed={seed})", ()
     else:
         images, masks, notes = load_folder(source, image_size, channels, limit, progress)
         name = Path(source).name
-    return _split(images, masks, name, seed, val_fraction, notes)
+        if (Path(source) / "test").is_dir():  # the folder's own test split: nothing is held out of the rest
+            test, test_fraction = load_folder(Path(source) / "test", image_size, channels, None, progress)[:2], 0.0
+    return _split(images, masks, name, seed, val_fraction, test_fraction, notes, test)
 
 
-def _split(images, masks, name, seed, val_fraction, notes) -> Dataset:
-    if len(images) < 2:
-        raise DatasetError(f"{name}: {len(images)} image pair(s) is too few to split into train and validation; add more")
+def _split(images, masks, name, seed, val_fraction, test_fraction, notes, test=None) -> Dataset:
+    """Test first, then validation, then train, from one permutation: with no test fraction the
+    validation split is the one earlier versions drew for the same seed."""
+    needed = 2 + (test_fraction > 0)
+    if len(images) < needed:
+        raise DatasetError(f"{name}: {len(images)} image pair(s) is too few to split into train, validation"
+                           f"{' and test' if needed == 3 else ''}; add more")
     order = np.random.default_rng(seed).permutation(len(images))
-    n_val = min(max(1, round(len(images) * val_fraction)), len(images) - 1)
+    n_test = min(max(1, round(len(images) * test_fraction)), len(images) - 2) if test_fraction > 0 else 0
+    held, order = order[:n_test], order[n_test:]
+    n_val = min(max(1, round(len(images) * val_fraction)), len(order) - 1)
     val, train = order[:n_val], order[n_val:]
-    return Dataset(images[train], masks[train], images[val], masks[val], name, tuple(notes))
+    test_images, test_masks = test if test is not None else (images[held], masks[held])
+    return Dataset(images[train], masks[train], images[val], masks[val], name, tuple(notes), test_images, test_masks)
 
 
 # -- folders ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluators.accuracy import check_tflite, dice_iou, dice_iou_per_image, png_bytes, preview_pngs
+from evaluators.accuracy import bootstrap_interval, check_tflite, dice_iou, dice_iou_per_image, png_bytes, preview_pngs
 
 
 def masks_of(*rows):
@@ -68,3 +68,32 @@ def test_integer_io_models_get_quantized_inputs_and_dequantized_outputs(data):
     assert np.abs(probabilities - float_probabilities).mean() < 0.03
     with pytest.raises(ValueError, match="do not match the model input"):
         predict_tflite(int8_io, np.zeros((1, 16, 16, 3), np.float32))
+
+
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_images():
+    rng = np.random.default_rng(0)
+    few, many = rng.uniform(0.5, 1.0, 25), rng.uniform(0.5, 1.0, 400)
+    low, high = bootstrap_interval(few)
+    assert low < few.mean() < high
+    assert bootstrap_interval(few) == (low, high)  # seeded: the same scores give the same interval
+    wide, narrow = high - low, np.subtract(*bootstrap_interval(many)[::-1])
+    assert narrow < wide / 2.5  # about 1/sqrt(16) as wide with 16 times the images
+    assert bootstrap_interval([0.7] * 10) == pytest.approx((0.7, 0.7))
+    with pytest.raises(ValueError, match="no scores"):
+        bootstrap_interval([])
+
+
+def test_evaluate_tflite_scores_each_split_per_image_with_an_interval():
+    from evaluators.accuracy import evaluate_tflite
+    from evaluators.data import load_dataset
+    from tests.evaluators.latency_helpers import unet_bytes
+
+    data = load_dataset("synthetic", 32, seed=0, synthetic_count=30, test_fraction=0.2)
+    tflite = unet_bytes()
+    val, test = evaluate_tflite(tflite, data), evaluate_tflite(tflite, data, split="test")
+    assert len(val["dice_per_image"]) == len(data.val_images) and len(test["dice_per_image"]) == len(data.test_images)
+    assert val["dice"] == pytest.approx(np.mean(val["dice_per_image"]), abs=1e-4)
+    assert val["dice_ci95"][0] <= val["dice"] <= val["dice_ci95"][1]
+    assert val["dice_per_image"] != test["dice_per_image"]
+    with pytest.raises(ValueError, match="no test images"):
+        evaluate_tflite(tflite, load_dataset("synthetic", 32, seed=0, synthetic_count=10), split="test")

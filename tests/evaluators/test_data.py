@@ -119,3 +119,29 @@ def _rm(path):
     import shutil
 
     shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def test_test_split_is_held_out_and_leaves_the_validation_split_of_earlier_versions():
+    plain = load_dataset("synthetic", 32, seed=3, synthetic_count=40)
+    held = load_dataset("synthetic", 32, seed=3, synthetic_count=40, test_fraction=0.2)
+    assert plain.test_images.shape[0] == 0 and not plain.has_test
+    assert (len(held.train_images), len(held.val_images), len(held.test_images)) == (24, 8, 8)
+    keys = lambda images: {image.tobytes() for image in images}  # noqa: E731
+    assert not keys(held.test_images) & (keys(held.train_images) | keys(held.val_images))
+    assert keys(held.test_images) != keys(load_dataset("synthetic", 32, seed=4, synthetic_count=40, test_fraction=0.2).test_images)
+    assert "8 test" in held.describe()
+
+
+def test_a_folder_brings_its_own_test_split(folder):
+    rng = np.random.default_rng(1)
+    for index in range(3):
+        write(folder / "test" / "images" / f"t{index}.png", rng.integers(0, 255, (20, 20, 3), dtype=np.uint8))
+        write(folder / "test" / "masks" / f"t{index}.png", (rng.uniform(size=(20, 20)) > 0.5).astype(np.uint8) * 255)
+    data = load_dataset(folder, 16, seed=0, test_fraction=0.5)
+    assert len(data.test_images) == 3 and len(data.train_images) + len(data.val_images) == 4
+
+
+@pytest.mark.parametrize("fractions", [dict(test_fraction=1.0), dict(val_fraction=0.5, test_fraction=0.5)])
+def test_fractions_that_leave_nothing_to_train_on_are_refused(fractions):
+    with pytest.raises(DatasetError, match="fraction"):
+        load_dataset("synthetic", 32, synthetic_count=20, **fractions)
