@@ -49,6 +49,7 @@ class History:
     val_dice: list[float] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    checkpoint: "Checkpoint | None" = dataclasses.field(default=None, repr=False)  # to go on training later
 
     @property
     def epochs(self) -> int:
@@ -63,10 +64,39 @@ class History:
         self.val_dice += other.val_dice
         self.seconds += other.seconds
         self.stopped_early = self.stopped_early or other.stopped_early
+        self.checkpoint = other.checkpoint
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "checkpoint"}
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """Where a training run stopped: the weights of the model it trained (in its training form),
+    the optimizer's state (its step count first) and the epochs done. Bytes for the result store."""
+
+    weights: list[np.ndarray]
+    optimizer: list[np.ndarray]
+    epochs: int
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        arrays = {f"w{i}": w for i, w in enumerate(self.weights)} | {f"o{i}": o for i, o in enumerate(self.optimizer)}
+        np.savez(buffer, epochs=self.epochs, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Checkpoint":
+        import io
+
+        with np.load(io.BytesIO(data)) as arrays:
+            def ordered(prefix):
+                return [arrays[f"{prefix}{i}"] for i in range(sum(name.startswith(prefix) for name in arrays.files))]
+
+            return cls(ordered("w"), ordered("o"), int(arrays["epochs"]))
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -82,36 +112,52 @@ def train(
     schedule: str = "cosine",
     keras_callbacks=(),
     first_epoch: int = 0,
+    horizon: int | None = None,
+    resume: Checkpoint | None = None,
 ) -> History:
     """Train ``model`` in place for up to ``epochs`` epochs; see the module docstring.
 
-    ``learning_rate`` is the peak of the ``schedule`` (see :func:`learning_rate_schedule`).
+    ``learning_rate`` is the peak of the ``schedule`` (see :func:`learning_rate_schedule`), which
+    spans ``horizon`` epochs (default ``epochs``).
 
     ``callback(epoch, val_dice)`` gets the epoch number counted from 1 (plus ``first_epoch``, so
-    that phases of one candidate number their epochs on). ``keras_callbacks`` are passed to
-    ``fit`` (e.g. tfmot's ``UpdatePruningStep``). ``TrainingError`` when the loss becomes NaN.
+    that phases of one candidate number their epochs on). Epoch ``k``'s order of images and flips
+    depends on the seed and ``k`` only, so training can stop after some epochs and go on later:
+    ``resume`` with the run's :attr:`History.checkpoint` (and the same ``horizon``) trains on from
+    where it stopped, as one run would have.
+    ``keras_callbacks`` are passed to ``fit`` (e.g. tfmot's ``UpdatePruningStep``).
+    ``TrainingError`` when the loss becomes NaN.
     """
     if epochs < 1:
         raise ValueError(f"epochs: must be at least 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
+    if resume is not None:
+        model.set_weights(resume.weights)
+        first_epoch = resume.epochs
+    if horizon is not None and horizon < first_epoch + epochs:
+        raise ValueError(f"horizon: the schedule's {horizon} epochs end before epoch {first_epoch + epochs}")
     keras = _tf.keras()
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
-    dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed)
+    steps_per_epoch = math.ceil(len(data.train_images) / batch_size)
+    dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed, epochs, first_epoch)
     # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
     # time than with the new optimizer (seconds per trial for a small model), same results.
-    steps = epochs * math.ceil(len(data.train_images) / batch_size)
+    steps = (horizon or epochs) * steps_per_epoch
     optimizer = keras.optimizers.legacy.Adam(learning_rate_schedule(learning_rate, schedule, steps))
     # Slots made now, not inside the first traced step: a tf.function that creates variables is
     # traced twice, and one trace of a U-Net's train step costs seconds.
     optimizer._create_all_weights(model.trainable_variables)
+    if resume is not None:
+        optimizer.set_weights(resume.optimizer)  # the step count first: the schedule goes on from it
     model.compile(optimizer=optimizer, loss=bce_dice_loss)
     history = History()
     monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
     start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[*keras_callbacks, monitor])
+    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[*keras_callbacks, monitor])
     history.seconds = time.perf_counter() - start
+    history.checkpoint = Checkpoint(model.get_weights(), optimizer.get_weights(), first_epoch + history.epochs)
     return history
 
 
@@ -147,25 +193,30 @@ def set_batchnorm_momentum(model, momentum: float) -> None:
             module.momentum = momentum
 
 
-def training_dataset(images, masks, batch_size: int, seed: int):
-    """A seeded ``tf.data`` pipeline: shuffle, the same random flips for image and mask, batch."""
+def training_dataset(images, masks, batch_size: int, seed: int, epochs: int = 1, first_epoch: int = 0):
+    """``epochs`` epochs of batches from epoch ``first_epoch`` on: each epoch a permutation of the
+    images and random horizontal and vertical flips (the same for image and mask) drawn from
+    ``(seed, epoch)`` alone, so an epoch is the same whether a run starts at it or passes through it."""
     tf = _tf.tensorflow()
     images, masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
     if len(images) != len(masks) or len(images) == 0:
         raise ValueError(f"train_images ({len(images)}) and train_masks ({len(masks)}) must be equally many, at least 1")
-    pairs = tf.data.Dataset.from_tensor_slices((images, masks)).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    dataset = tf.data.Dataset.zip((pairs, seeds)).map(_flip, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    draws = [np.random.default_rng([seed, epoch]) for epoch in range(first_epoch, first_epoch + epochs)]
+    orders = np.stack([rng.permutation(len(images)) for rng in draws])
+    flips = np.stack([rng.uniform(size=(len(images), 2)) < 0.5 for rng in draws])
+    images, masks = tf.constant(images), tf.constant(masks)
 
+    def batches(order, flip):
+        return tf.data.Dataset.from_tensor_slices((order, flip)).batch(batch_size)
 
-def _flip(pair, seed):
-    tf = _tf.tensorflow()
-    image, mask = pair
-    both = tf.concat([image, mask], axis=-1)
-    both = tf.image.stateless_random_flip_left_right(both, seed)
-    both = tf.image.stateless_random_flip_up_down(both, seed + 1)
-    return both[..., :-1], both[..., -1:]
+    def gather(order, flip):
+        both = tf.concat([tf.gather(images, order), tf.gather(masks, order)], axis=-1)
+        both = tf.where(flip[:, 0, None, None, None], tf.reverse(both, [2]), both)
+        both = tf.where(flip[:, 1, None, None, None], tf.reverse(both, [1]), both)
+        return both[..., :-1], both[..., -1:]
+
+    dataset = tf.data.Dataset.from_tensor_slices((orders, flips)).flat_map(batches)
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def bce_dice_loss(y_true, y_pred):
@@ -225,8 +276,15 @@ def fit_candidate(
     learning_rate: float = 2e-3,
     qat_fraction: float = QAT_FRACTION,
     schedule: str = "cosine",
+    horizon: int | None = None,
+    resume: Checkpoint | None = None,
 ):
     """Train the candidate ``spec``; returns ``(model, history, info)``.
+
+    ``horizon`` and ``resume`` (see :func:`train`) let a float candidate train in stages, each
+    going on from the ``history.checkpoint`` of the one before: ``epochs`` are then the epochs of
+    this stage. Pruning and quantization-aware training change the model between phases and are
+    trained in one run (:func:`resumable`).
 
     ``model`` is the native model ready for ``to_tflite(model, spec.quant, calibration)``: plain
     float, pruning stripped, or (``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
@@ -249,11 +307,13 @@ def fit_candidate(
     }
     if wants_qat and not qat_epochs:
         info["qat_note"] = "one epoch is spent on pruning; no epoch left for QAT (int8 PTQ instead)"
+    if (horizon or resume) and not resumable(spec):
+        raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
     model = build(spec, grouped=form, seed=seed)
     options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule)
     history = History()
     if float_epochs:
-        model = _float_phase(model, spec, data, float_epochs, history, info, options)
+        model = _float_phase(model, spec, data, float_epochs, history, info, {**options, "horizon": horizon, "resume": resume})
     if qat_epochs and history.stopped_early:
         info["qat_note"] = "training stopped early; no QAT (int8 PTQ instead)"
     elif qat_epochs:
@@ -264,6 +324,11 @@ def fit_candidate(
     info["sparsity"] = compress.sparsity(native)
     info["seconds"] = time.perf_counter() - start
     return native, history, info
+
+
+def resumable(spec) -> bool:
+    """Whether ``spec`` can be trained in stages: a float training without pruning."""
+    return spec.quant.mode != "int8-qat" and spec.sparsity == 0
 
 
 def split_epochs(epochs: int, qat: bool, pruning: bool, qat_fraction: float = QAT_FRACTION) -> tuple[int, int]:

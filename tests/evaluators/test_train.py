@@ -5,7 +5,7 @@ import pytest
 
 from evaluators.accuracy import evaluate_keras, evaluate_tflite, predict_keras, predict_tflite, score
 from evaluators.train import (
-    History, TrainingError, fit_candidate, learning_rate_schedule, split_epochs, train, training_dataset,
+    Checkpoint, History, TrainingError, fit_candidate, learning_rate_schedule, split_epochs, train, training_dataset,
 )
 from space.convert import to_tflite
 from space.model import build, transfer_weights
@@ -94,6 +94,49 @@ def test_training_follows_the_schedule_to_its_end(data):
     constant = build(tiny(width=4), seed=0)
     train(constant, data, epochs=1, batch_size=8, learning_rate=2e-3, schedule="constant")
     assert float(constant.optimizer._decayed_lr("float32")) == pytest.approx(2e-3)
+
+
+def test_an_epoch_is_the_same_whether_a_run_starts_at_it_or_passes_through_it():
+    rng = np.random.default_rng(0)
+    images, masks = rng.uniform(size=(10, 4, 4, 1)).astype(np.float32), (rng.uniform(size=(10, 4, 4, 1)) > 0.5).astype(np.float32)
+    through = list(training_dataset(images, masks, 4, seed=3, epochs=3).as_numpy_iterator())
+    started = list(training_dataset(images, masks, 4, seed=3, epochs=1, first_epoch=2).as_numpy_iterator())
+    assert len(through) == 9 and len(started) == 3  # 3 batches (4, 4, 2) an epoch
+    for (a, b), (c, d) in zip(through[6:], started):
+        np.testing.assert_array_equal(a, c) and np.testing.assert_array_equal(b, d)
+    assert not np.array_equal(through[0][0], through[3][0])  # another order each epoch
+
+
+def test_training_in_stages_ends_where_one_run_ends(data):
+    """2 epochs, then 2 more from the checkpoint (through bytes, as the result store keeps it),
+    on a 4-epoch cosine: the weights, the step count and the final rate of one 4-epoch run."""
+    whole = build(tiny(width=4), seed=0)
+    one_run = train(whole, data, epochs=4, batch_size=8, seed=2)
+    staged = build(tiny(width=4), seed=0)
+    first = train(staged, data, epochs=2, batch_size=8, seed=2, horizon=4)
+    assert float(staged.optimizer._decayed_lr("float32")) > 1e-4  # halfway: far from the end of the decay
+    checkpoint = Checkpoint.from_bytes(first.checkpoint.to_bytes())
+    again = build(tiny(width=4), seed=0)  # a new process would build it anew
+    second = train(again, data, epochs=2, batch_size=8, seed=2, horizon=4, resume=checkpoint)
+    assert checkpoint.epochs == 2 and second.checkpoint.epochs == 4
+    assert int(again.optimizer.iterations) == int(whole.optimizer.iterations)
+    assert float(again.optimizer._decayed_lr("float32")) == pytest.approx(0.0, abs=1e-6)
+    assert first.loss + second.loss == pytest.approx(one_run.loss, rel=1e-3)
+    assert second.val_dice[-1] == pytest.approx(one_run.val_dice[-1], abs=1e-3)
+    for a, b in zip(again.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    with pytest.raises(ValueError, match="end before epoch 5"):
+        train(build(tiny(width=4), seed=0), data, epochs=3, batch_size=8, horizon=4, resume=checkpoint)
+
+
+def test_fit_candidate_trains_grouped_specs_in_stages(data):
+    spec = tiny("group", groups=2)
+    model, first, _ = fit_candidate(spec, data, 1, batch_size=8, seed=0, horizon=3)
+    model, second, _ = fit_candidate(spec, data, 2, batch_size=8, seed=0, horizon=3, resume=first.checkpoint)
+    plain, whole, _ = fit_candidate(spec, data, 3, batch_size=8, seed=0)
+    assert first.val_dice + second.val_dice == pytest.approx(whole.val_dice, abs=2e-3)
+    with pytest.raises(ValueError, match="cannot be trained in stages"):
+        fit_candidate(tiny(quant=QuantSpec("int8-qat")), data, 1, horizon=3)
 
 
 def test_split_epochs():
