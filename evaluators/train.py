@@ -114,6 +114,7 @@ def train(
     first_epoch: int = 0,
     horizon: int | None = None,
     resume: Checkpoint | None = None,
+    teacher=None,
 ) -> History:
     """Train ``model`` in place for up to ``epochs`` epochs; see the module docstring.
 
@@ -124,8 +125,8 @@ def train(
     that phases of one candidate number their epochs on). Epoch ``k``'s order of images and flips
     depends on the seed and ``k`` only, so training can stop after some epochs and go on later:
     ``resume`` with the run's :attr:`History.checkpoint` (and the same ``horizon``) trains on from
-    where it stopped, as one run would have.
-    ``keras_callbacks`` are passed to ``fit`` (e.g. tfmot's ``UpdatePruningStep``).
+    where it stopped, as one run would have. ``teacher`` (:class:`evaluators.distill.Teacher`)
+    adds its soft targets to the loss. ``keras_callbacks`` are passed to ``fit`` (e.g. tfmot's ``UpdatePruningStep``).
     ``TrainingError`` when the loss becomes NaN.
     """
     if epochs < 1:
@@ -141,7 +142,12 @@ def train(
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
     steps_per_epoch = math.ceil(len(data.train_images) / batch_size)
-    dataset = training_dataset(data.train_images, data.train_masks, batch_size, seed, epochs, first_epoch)
+    masks, loss = data.train_masks, bce_dice_loss
+    if teacher is not None:
+        from evaluators.distill import with_targets
+
+        masks, loss = with_targets(data.train_masks, teacher.targets), teacher.loss()
+    dataset = training_dataset(data.train_images, masks, batch_size, seed, epochs, first_epoch)
     # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
     # time than with the new optimizer (seconds per trial for a small model), same results.
     steps = (horizon or epochs) * steps_per_epoch
@@ -151,7 +157,7 @@ def train(
     optimizer._create_all_weights(model.trainable_variables)
     if resume is not None:
         optimizer.set_weights(resume.optimizer)  # the step count first: the schedule goes on from it
-    model.compile(optimizer=optimizer, loss=bce_dice_loss)
+    model.compile(optimizer=optimizer, loss=loss)
     history = History()
     monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
     start = time.perf_counter()
@@ -195,8 +201,8 @@ def set_batchnorm_momentum(model, momentum: float) -> None:
 
 def training_dataset(images, masks, batch_size: int, seed: int, epochs: int = 1, first_epoch: int = 0):
     """``epochs`` epochs of batches from epoch ``first_epoch`` on: each epoch a permutation of the
-    images and random horizontal and vertical flips (the same for image and mask) drawn from
-    ``(seed, epoch)`` alone, so an epoch is the same whether a run starts at it or passes through it."""
+    images and random horizontal and vertical flips (the same for the image and every channel of
+    its mask: a teacher's targets too) drawn from ``(seed, epoch)`` alone, so an epoch is the same whether a run starts at it or passes through it."""
     tf = _tf.tensorflow()
     images, masks = np.asarray(images, np.float32), np.asarray(masks, np.float32)
     if len(images) != len(masks) or len(images) == 0:
@@ -204,6 +210,7 @@ def training_dataset(images, masks, batch_size: int, seed: int, epochs: int = 1,
     draws = [np.random.default_rng([seed, epoch]) for epoch in range(first_epoch, first_epoch + epochs)]
     orders = np.stack([rng.permutation(len(images)) for rng in draws])
     flips = np.stack([rng.uniform(size=(len(images), 2)) < 0.5 for rng in draws])
+    channels = images.shape[-1]
     images, masks = tf.constant(images), tf.constant(masks)
 
     def batches(order, flip):
@@ -213,7 +220,7 @@ def training_dataset(images, masks, batch_size: int, seed: int, epochs: int = 1,
         both = tf.concat([tf.gather(images, order), tf.gather(masks, order)], axis=-1)
         both = tf.where(flip[:, 0, None, None, None], tf.reverse(both, [2]), both)
         both = tf.where(flip[:, 1, None, None, None], tf.reverse(both, [1]), both)
-        return both[..., :-1], both[..., -1:]
+        return both[..., :channels], both[..., channels:]
 
     dataset = tf.data.Dataset.from_tensor_slices((orders, flips)).flat_map(batches)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -278,13 +285,15 @@ def fit_candidate(
     schedule: str = "cosine",
     horizon: int | None = None,
     resume: Checkpoint | None = None,
+    teacher=None,
 ):
     """Train the candidate ``spec``; returns ``(model, history, info)``.
 
     ``horizon`` and ``resume`` (see :func:`train`) let a float candidate train in stages, each
     going on from the ``history.checkpoint`` of the one before: ``epochs`` are then the epochs of
     this stage. Pruning and quantization-aware training change the model between phases and are
-    trained in one run (:func:`resumable`).
+    trained in one run (:func:`resumable`). ``teacher`` (:class:`evaluators.distill.Teacher`)
+    distils a trained model into the candidate.
 
     ``model`` is the native model ready for ``to_tflite(model, spec.quant, calibration)``: plain
     float, pruning stripped, or (``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
@@ -310,7 +319,8 @@ def fit_candidate(
     if (horizon or resume) and not resumable(spec):
         raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
     model = build(spec, grouped=form, seed=seed)
-    options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule)
+    options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule,
+                   teacher=teacher)
     history = History()
     if float_epochs:
         model = _float_phase(model, spec, data, float_epochs, history, info, {**options, "horizon": horizon, "resume": resume})

@@ -76,7 +76,7 @@ def select(study, *, trial: int | None = None, pick: str | None = None) -> paret
 
 # -- describing the model ------------------------------------------------------------------------
 def _interpreter(tflite: bytes):
-    from evaluators.litert import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # on the host (studies may not import evaluators)
 
     return Interpreter(model_content=tflite)
 
