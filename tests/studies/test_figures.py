@@ -6,7 +6,7 @@ import numpy as np
 import optuna
 import pytest
 
-from studies import figures, pareto
+from studies import figures, front
 from tests.studies.factory import add_trial, attrs_for, create_study, sample_study, spec_for
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
@@ -150,7 +150,7 @@ def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info)
 
 
 def test_knee_is_marked_and_is_on_the_front(study, info):
-    knee = pareto.knee(pareto.study_points(study))
+    knee = front.knee(front.study_points(study))
     assert info.knee == knee.number and knee.number in {p.number for p in info.front}
     figure = figures.pareto_figure(info, "latency_ms")
     arrows = [a for a in figure.layout.annotations if a.text == "knee"]
