@@ -48,3 +48,13 @@ def test_a_trial_only_optuna_5_knows_is_infeasible_is_off_both_fronts(tmp_path):
     members = front.front_trials(study.get_trials(deepcopy=False), front.objective_names(study))
     assert [t.number for t in members] == [0, 1]
     assert [p.number for p in front.front(front.study_points(study))] == [0, 1]
+
+
+def test_study_limits_from_the_config_or_the_older_constraints_attribute():
+    def study(**user_attrs):
+        return type("Study", (), {"user_attrs": user_attrs})()
+
+    config = {"max_latency_ms": 20, "min_dice": None, "max_size_kb": 500.0, "budget": 50}
+    assert front.study_limits(study(config=config)) == {"max_latency_ms": 20.0, "max_size_kb": 500.0}
+    assert front.study_limits(study(constraints={"min_dice": 0.7})) == {"min_dice": 0.7}
+    assert front.study_limits(study()) == {}
