@@ -77,7 +77,7 @@ def finished(name: str, budget: int) -> bool:
 def points_of(name: str):
     import optuna
 
-    from studies.pareto import study_points
+    from studies.front import study_points
     from studies.storage import open_storage
 
     return study_points(optuna.load_study(study_name=name, storage=open_storage(STORAGE)))

@@ -93,7 +93,8 @@ def search(args):
 
 
 def report(study, args, seconds: float) -> None:
-    from studies.pareto import dominates, front, hypervolume, knee, study_points
+    from studies.front import dominates, front, knee, study_points
+    from studies.pareto import hypervolume
 
     metrics = ("dice", "latency_ms", "size_kb")
     points = study_points(study)

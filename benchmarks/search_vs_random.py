@@ -75,6 +75,7 @@ def preset_reference(settings: dict) -> dict:
     from space.convert import to_tflite
     from space.model import build
     from space.presets import FLOAT_PRESETS, preset
+    from studies.metrics import size_kb
 
     size, threads = settings["image_size"], settings["threads"]
     device, protocol = LocalDevice(threads=threads), search_protocol(threads, settings["latency_clock"])
@@ -83,7 +84,7 @@ def preset_reference(settings: dict) -> dict:
     for name in FLOAT_PRESETS:
         tflite = to_tflite(build(preset(name, size)), "float32", calibration)
         latencies.append(device.measure(tflite, protocol)["median_ms"])
-        sizes.append(len(tflite) / 1024)
+        sizes.append(size_kb(len(tflite)))
     return {"dice": 0.0, "latency_ms": 1.1 * max(latencies), "size_kb": 1.1 * max(sizes)}
 
 

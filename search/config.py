@@ -14,8 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-OBJECTIVES = {"dice": "maximize", "latency_ms": "minimize", "size_kb": "minimize"}
-OBJECTIVE_ALIASES = {"dice": "dice", "latency": "latency_ms", "latency_ms": "latency_ms", "size": "size_kb", "size_kb": "size_kb"}
+from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and aliases: one vocabulary
+from studies.metrics import METRICS as OBJECTIVES
+
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
 LR_SCHEDULES = ("cosine", "constant")  # see evaluators.train.learning_rate_schedule

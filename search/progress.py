@@ -111,24 +111,27 @@ def _clock(seconds: float) -> str:
 
 
 def front(trials, objectives) -> list:
-    """The feasible COMPLETE trials on the Pareto front of ``objectives``."""
-    from studies.pareto import from_trial, front as pareto_front
+    """The trials on the Pareto front of ``objectives`` (:func:`studies.front.front_trials`)."""
+    from studies.front import front_trials
 
-    by_number = {trial.number: trial for trial in trials}
-    points = [from_trial(trial, objectives) for trial in trials if trial.state.name == "COMPLETE"]
-    return [by_number[point.number] for point in pareto_front(points, objectives)]
+    return front_trials(trials, objectives)
 
 
 def _feasible(trial) -> bool:
-    return trial.state.name == "COMPLETE" and not trial.user_attrs.get("infeasible") and trial.values is not None
+    from studies.front import feasible
+
+    return trial.state.name == "COMPLETE" and trial.values is not None and feasible(trial)
 
 
 def trial_record(trial, objectives) -> dict:
+    from studies.metrics import size_kb
+
     attrs = trial.user_attrs
+    size = size_kb(attrs.get("size_bytes")) if attrs.get("size_bytes") else None
     return {
         "number": trial.number, "state": trial.state.name.lower(), "summary": attrs.get("summary"),
         "preset": attrs.get("preset"), "dice": attrs.get("dice"), "float_dice": attrs.get("float_dice"),
-        "latency_ms": attrs.get("latency_ms"), "size_kb": round(attrs["size_bytes"] / 1024, 1) if attrs.get("size_bytes") else None,
+        "latency_ms": attrs.get("latency_ms"), "size_kb": round(size, 1) if size is not None else None,
         "seconds": (attrs.get("seconds") or {}).get("total"), "infeasible": attrs.get("infeasible"),
         "stopped_early": attrs.get("stopped_early"), "error": attrs.get("error"),
     }

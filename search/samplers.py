@@ -37,7 +37,10 @@ def make_sampler(config: SearchConfig, stream: int = 0):
 
 
 def _constraints_func(count: int):
-    def constraints(frozen_trial) -> list[float]:
-        return frozen_trial.user_attrs.get("constraints", [0.0] * count)
-
-    return constraints
+    """None: no sampler needs one. In Optuna 5 TPE, NSGA-II and GP read every trial's constraint
+    values from ``FrozenTrial.constraints``, where ``search.trial`` stores them (``trial.set_constraint``,
+    one per limit; ``count`` of them). A ``constraints_func`` (deprecated since Optuna 5) would only copy
+    them into a second system attribute, which ``FrozenTrial.constraints`` merges with the first, so
+    that each constraint counts twice. RandomSampler takes no ``constraints_func`` at all: its draws
+    ignore past trials, feasible or not."""
+    return None

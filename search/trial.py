@@ -189,8 +189,11 @@ def evaluate(trial, context: TrialContext, front=lambda: []) -> list[float]:
 
 def values_if_infeasible(trial) -> dict[str, float]:
     """An infeasible candidate is COMPLETE with Dice 0, so samplers learn where that region is."""
+    from studies.metrics import size_kb
+
     attrs = trial.user_attrs
-    return {"dice": 0.0, "latency_ms": attrs.get("latency_ms", math.inf), "size_kb": attrs.get("size_bytes", math.inf) / 1024}
+    size = size_kb(attrs.get("size_bytes"))
+    return {"dice": 0.0, "latency_ms": attrs.get("latency_ms", math.inf), "size_kb": math.inf if size is None else size}
 
 
 def _check_before_training(untrained: Untrained, config: SearchConfig):
@@ -203,7 +206,7 @@ def _check_before_training(untrained: Untrained, config: SearchConfig):
     if violations:
         latency = untrained.trial.user_attrs.get("latency_ms", 0.0)
         values = {"dice": 0.0, "latency_ms": latency, "size_kb": untrained.size_kb}
-        untrained.trial.set_user_attr("constraints", _constraint_values(config, values))
+        _set_constraints(untrained.trial, config, values)
         raise Infeasible("; ".join(violations) + " (rejected before training)")
 
 
@@ -254,17 +257,18 @@ def _fit(trial, spec, context, clock, judge):
 
 
 def front_members(study) -> list[FrontMember]:
-    """The feasible trials on the study's current front, with their Dice per epoch and costs."""
-    try:
-        front = study.best_trials
-    except (RuntimeError, ValueError):
-        return []
-    return [
-        FrontMember(t.number, t.user_attrs.get("dice_history", []),
-                    {"latency_ms": t.user_attrs["latency_ms"], "size_kb": t.user_attrs["size_bytes"] / 1024})
-        for t in front
-        if not t.user_attrs.get("infeasible") and "latency_ms" in t.user_attrs and "size_bytes" in t.user_attrs
-    ]
+    """The trials on the study's current front (:mod:`studies.front`, as every reader sees it), with
+    their Dice per epoch and their measured costs."""
+    from studies.front import front_trials, objective_names
+    from studies.metrics import trial_metrics
+
+    members = []
+    for trial in front_trials(study.get_trials(deepcopy=False), objective_names(study)):
+        measured = trial_metrics(trial.user_attrs)
+        if "latency_ms" in measured and "size_kb" in measured:
+            costs = {"latency_ms": measured["latency_ms"], "size_kb": measured["size_kb"]}
+            members.append(FrontMember(trial.number, trial.user_attrs.get("dice_history", []), costs))
+    return members
 
 
 class Verdict:
@@ -348,21 +352,18 @@ def _store(trial, tflite, latency, figures, context, clock):
 
 
 def _record_constraints(trial, config: SearchConfig, values: dict):
-    if not config.constraints:
-        return
-    trial.set_user_attr("constraints", _constraint_values(config, values))
+    _set_constraints(trial, config, values)
     if config.min_dice is not None and values["dice"] < config.min_dice:
         _set(trial, infeasible=f"dice {values['dice']:.3f} < --min-dice {config.min_dice:g}")
 
 
-def _constraint_values(config: SearchConfig, values: dict) -> list[float]:
-    """Optuna's convention: a value <= 0 means satisfied."""
-    limits = {
-        "max_latency_ms": lambda limit: values["latency_ms"] - limit,
-        "max_size_kb": lambda limit: values["size_kb"] - limit,
-        "min_dice": lambda limit: limit - values["dice"],
-    }
-    return [float(limits[key](limit)) for key, limit in config.constraints.items()]
+def _set_constraints(trial, config: SearchConfig, values: dict) -> None:
+    """One constraint value per limit of the study (<= 0 when met), where Optuna 5 keeps them
+    (``trial.set_constraint``): the samplers, ``study.best_trials`` and :mod:`studies.front` read them there."""
+    from studies.front import limit_constraints
+
+    for name, value in limit_constraints(config.constraints, values).items():
+        trial.set_constraint(name, value)
 
 
 def _set(trial, **attrs):

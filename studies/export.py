@@ -1,6 +1,7 @@
 """Export one trial: its stored ``.tflite`` byte for byte, and a JSON sidecar saying how to use it.
 
-:func:`select` chooses the trial (by number, or by a pick rule of :mod:`studies.pareto`),
+:func:`select` chooses the trial (by number, or by a pick rule of :mod:`studies.pareto`, among the
+candidates of :mod:`studies.front`),
 :func:`sidecar` builds the description, :func:`export` writes both files atomically.
 
 The sidecar (``model.json`` beside ``model.tflite``) holds: the spec and its quant settings, the
@@ -26,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from studies import METRICS, pareto
+from studies import pareto
+from studies.front import TrialPoint, front, study_points
+from studies.metrics import METRICS
 
 SIDECAR_FORMAT = "nas-lite-export/1"
 NORMALISATION = "float images scaled to [0, 1] (pixel / 255), NHWC, batch 1"
@@ -34,7 +37,7 @@ METRIC_ATTRS = (
     "dice", "float_dice", "iou", "latency_ms", "latency_p10_ms", "latency_p90_ms", "latency_cv",
     "device", "size_bytes", "params", "macs", "peak_memory_bytes",
 )
-Retrain = Callable[[Any, pareto.TrialPoint], tuple[bytes, dict]]
+Retrain = Callable[[Any, TrialPoint], tuple[bytes, dict]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +47,12 @@ class Exported:
     model: Path
     sidecar: Path
     sha256: str
-    point: pareto.TrialPoint
+    point: TrialPoint
     rule: str | None
 
 
 # -- choosing the trial --------------------------------------------------------------------------
-def select(study, *, trial: int | None = None, pick: str | None = None) -> pareto.TrialPoint:
+def select(study, *, trial: int | None = None, pick: str | None = None) -> TrialPoint:
     """The trial numbered ``trial``, or the one ``pick`` chooses (exactly one of the two).
 
     Errors (``LookupError``): the study has no complete trial, no trial with that number, the
@@ -58,7 +61,7 @@ def select(study, *, trial: int | None = None, pick: str | None = None) -> paret
     """
     if (trial is None) == (pick is None):
         raise ValueError("give either a trial number (--trial N) or a pick rule (--pick RULE)")
-    points = pareto.study_points(study)
+    points = study_points(study)
     if pick is not None:
         rule = pareto.parse_rule(pick)
     if not any(p.complete for p in points):
@@ -121,7 +124,7 @@ def _output_section(tensor: dict[str, Any]) -> dict[str, Any]:
             "how": how}
 
 
-def _metrics(point: pareto.TrialPoint) -> dict[str, Any]:
+def _metrics(point: TrialPoint) -> dict[str, Any]:
     metrics = {key: point.attrs[key] for key in METRIC_ATTRS if key in point.attrs}
     metrics.update({m: point.values[m] for m in METRICS if m in point.values})
     return metrics
@@ -132,7 +135,7 @@ def _jsonable(measurement: dict[str, Any]) -> dict[str, Any]:
 
 
 def sidecar(
-    study, point: pareto.TrialPoint, tflite: bytes, measurements: list[dict], *,
+    study, point: TrialPoint, tflite: bytes, measurements: list[dict], *,
     version: str, rule: str | None = None, search_sha256: str | None = None, final: dict | None = None,
 ) -> dict[str, Any]:
     """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields)."""
@@ -143,7 +146,7 @@ def sidecar(
         spec = CandidateSpec.from_dict(spec).to_dict()  # validated, complete with defaults
     details = io_details(tflite)
     digest = hashlib.sha256(tflite).hexdigest()
-    front = {p.number for p in pareto.front(pareto.study_points(study))}
+    members = {p.number for p in front(study_points(study))}
     return {
         "format": SIDECAR_FORMAT,
         "nas_lite_version": version,
@@ -152,7 +155,7 @@ def sidecar(
         "size_bytes": len(tflite),
         "study": {
             "name": study.study_name, "trial_number": point.number, "trial_id": point.trial_id,
-            "state": point.state, "feasible": point.feasible, "on_front": point.number in front,
+            "state": point.state, "feasible": point.feasible, "on_front": point.number in members,
             "preset": point.preset, "pick": rule,
         },
         "summary": point.summary,

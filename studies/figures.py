@@ -2,14 +2,14 @@
 
 Computation is split from rendering, as in optuna's ``_get_pareto_front_info`` then
 ``_get_pareto_front_plot``: :func:`pareto_info` reads a study once into a :class:`ParetoInfo`
-(plain data: one :class:`PlotPoint` per COMPLETE trial, front and knee from :mod:`studies.pareto`,
-constraints), and the ``*_figure`` functions turn that into ``plotly.graph_objects.Figure`` objects.
+(plain data: one :class:`PlotPoint` per COMPLETE trial, front and knee from :mod:`studies.front`,
+the study's limits), and the ``*_figure`` functions turn that into ``plotly.graph_objects.Figure`` objects.
 
 Conventions every figure follows (the dashboard and the tests rely on them):
 
 - every trace that holds trials has ``meta == {"role": "trials"}`` and one ``customdata`` entry
   per point: the trial number, so a click can open that trial's page;
-- lines (the front, constraints) carry no customdata and skip hover;
+- lines (the front, the limits) carry no customdata and skip hover;
 - names that came from users (study, preset, reason) are HTML-escaped before plotly sees them.
 
 Plotly is imported inside the functions that need it.
@@ -22,13 +22,10 @@ import dataclasses
 import html
 from collections.abc import Sequence
 
-from studies import METRICS, pareto
+from studies import pareto
+from studies.front import TrialPoint, front, knee, study_limits, study_points
+from studies.metrics import AXES, METRICS, UNITS, limit_name
 
-AXES = {
-    "dice": "Dice (TFLite model)",
-    "latency_ms": "latency p50 (ms)",
-    "size_kb": "size (KB)",
-}
 COLOR_BY = {"kind": "main block kind", "quant": "quant mode"}
 KIND_COLORS = {
     "standard": "#4c72b0", "group": "#dd8452", "depthwise": "#55a868",
@@ -69,14 +66,14 @@ class PlotPoint:
 
 @dataclasses.dataclass(frozen=True)
 class ParetoInfo:
-    """What the figures of one study need: its points, its trials for :mod:`studies.pareto`,
-    the knee's trial number and the study's constraints."""
+    """What the figures of one study need: its points, its trials for :mod:`studies.front` and
+    :mod:`studies.pareto`, the knee's trial number and the study's limits."""
 
     study_name: str
     points: tuple[PlotPoint, ...]
-    trials: tuple[pareto.TrialPoint, ...] = ()
+    trials: tuple[TrialPoint, ...] = ()
     knee: int | None = None
-    constraints: dict = dataclasses.field(default_factory=dict)
+    limits: dict = dataclasses.field(default_factory=dict)
 
     @property
     def feasible(self) -> list[PlotPoint]:
@@ -91,33 +88,33 @@ class ParetoInfo:
 
 def pareto_info(study) -> ParetoInfo:
     """Read an Optuna study into plain points; front and knee over the feasible COMPLETE trials."""
-    return info_from_points(study.study_name, pareto.study_points(study), pareto.study_constraints(study))
+    return info_from_points(study.study_name, study_points(study), study_limits(study))
 
 
-def info_from_points(study_name: str, trials: Sequence[pareto.TrialPoint], constraints: dict | None = None) -> ParetoInfo:
-    """Build a :class:`ParetoInfo` from :class:`studies.pareto.TrialPoint` records."""
+def info_from_points(study_name: str, trials: Sequence[TrialPoint], limits: dict | None = None) -> ParetoInfo:
+    """Build a :class:`ParetoInfo` from :class:`studies.front.TrialPoint` records."""
     plotted = [t for t in trials if t.complete and all(m in t.values for m in METRICS)]
-    front = {t.number for t in pareto.front(trials, tuple(METRICS))}
-    knee = pareto.knee(trials, tuple(METRICS)).number if front else None
-    points = [_point(t, t.number in front, t.number == knee) for t in plotted]
-    return ParetoInfo(study_name, tuple(points), tuple(trials), knee, dict(constraints or {}))
+    members = {t.number for t in front(trials, tuple(METRICS))}
+    the_knee = knee(trials, tuple(METRICS)).number if members else None
+    points = [_point(t, t.number in members, t.number == the_knee) for t in plotted]
+    return ParetoInfo(study_name, tuple(points), tuple(trials), the_knee, dict(limits or {}))
 
 
 def front_2d(info: ParetoInfo, x: str) -> list[PlotPoint]:
     """The feasible points on the front of Dice against ``x`` alone, ordered by ``x``."""
-    numbers = {t.number for t in pareto.front(info.trials, ("dice", x))}
+    numbers = {t.number for t in front(info.trials, ("dice", x))}
     return sorted((p for p in info.feasible if p.number in numbers), key=lambda p: (p.value(x), -p.dice))
 
 
 def reference_point(*infos: ParetoInfo) -> dict[str, float]:
     """One hypervolume reference for ``infos`` (:func:`studies.pareto.default_reference` of all their
-    trials; the loosest constraint of each kind where set), so their curves compare directly."""
-    constraints: dict[str, float] = {}
+    trials; the loosest limit of each kind where set), so their curves compare directly."""
+    limits: dict[str, float] = {}
     for info in infos:
-        for key, value in info.constraints.items():
-            constraints[key] = max(value, constraints.get(key, value))
+        for key, value in info.limits.items():
+            limits[key] = max(value, limits.get(key, value))
     trials = [t for info in infos for t in info.trials]
-    return pareto.default_reference(trials, tuple(METRICS), constraints)
+    return pareto.default_reference(trials, tuple(METRICS), limits)
 
 
 def hypervolume_history(info: ParetoInfo, reference: dict[str, float] | None = None) -> tuple[list[int], list[float]]:
@@ -140,7 +137,7 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
         figure.add_traces(_front_and_dominated(points, category, lambda chosen, on_front, name: _scatter_2d(
             chosen, x, name, _color(category, color_by), on_front)))
     figure.add_traces(_presets_and_infeasible_2d(info, x, color_by))
-    _add_constraint_lines(figure, info.constraints, x)
+    _add_limit_lines(figure, info.limits, x)
     _mark_knee(figure, info, x)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by])
     return _maybe_empty(figure, info)
@@ -258,7 +255,7 @@ def study_figures(info: ParetoInfo, color_by: str = "kind") -> dict:
 
 # -- helpers: points ---------------------------------------------------------------------------
 
-def _point(trial: pareto.TrialPoint, on_front: bool, is_knee: bool) -> PlotPoint:
+def _point(trial: TrialPoint, on_front: bool, is_knee: bool) -> PlotPoint:
     point = PlotPoint(
         number=trial.number,
         dice=trial.values["dice"],
@@ -411,15 +408,14 @@ def _scatter_3d_special(points: Sequence[PlotPoint]):
     )
 
 
-def _add_constraint_lines(figure, constraints: dict, x: str) -> None:
+def _add_limit_lines(figure, limits: dict, x: str) -> None:
     style = {"line_dash": "dash", "line_color": "#c0392b", "line_width": 1.5}
-    if "min_dice" in constraints:
-        figure.add_hline(y=constraints["min_dice"], annotation_text=f"min Dice {constraints['min_dice']:g}",
+    if "min_dice" in limits:
+        figure.add_hline(y=limits["min_dice"], annotation_text=f"min Dice {limits['min_dice']:g}",
                          annotation_position="bottom right", **style)
-    limit = {"latency_ms": "max_latency_ms", "size_kb": "max_size_kb"}[x]
-    if limit in constraints:
-        unit = "ms" if x == "latency_ms" else "KB"
-        figure.add_vline(x=constraints[limit], annotation_text=f"max {constraints[limit]:g} {unit}",
+    limit = limit_name(x)
+    if limit in limits:
+        figure.add_vline(x=limits[limit], annotation_text=f"max {limits[limit]:g} {UNITS[x]}",
                          annotation_position="bottom left", **style)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from studies import figures
+from studies.metrics import size_kb
 
 COLOR_LABELS = figures.COLOR_BY
 DASHBOARD_CSP = (
@@ -230,7 +231,7 @@ def _download(detail: dict) -> str:
     if not artifact:
         return '<span class="muted">no .tflite stored for this trial</span>'
     href = url("/artifact", study=detail["study"], number=detail["number"])
-    size = f"{artifact['size'] / 1024:.1f} KB"
+    size = f"{size_kb(artifact['size']):.1f} KB"
     return (f'<a class="button" href="{esc(href)}" download>Download .tflite</a> '
             f'<span class="muted">{esc(size)} · sha256 <code>{esc(artifact["sha256"][:16])}…</code></span>')
 

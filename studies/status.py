@@ -15,7 +15,9 @@ import dataclasses
 import datetime
 from typing import Any
 
-from studies import METRICS, pareto
+from studies import pareto
+from studies.front import TrialPoint, front, objective_names, study_limits, study_points
+from studies.metrics import FORMATS, METRICS, format_value, state_counts
 from studies.storage import StudyInfo, storage_url
 
 STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -31,7 +33,7 @@ class StudyStatus:
     objectives: tuple[str, ...]
     states: dict[str, int]
     infeasible: int
-    front: list[pareto.TrialPoint]
+    front: list[TrialPoint]
     hypervolume: float
     reference: dict[str, float]
     started: datetime.datetime | None
@@ -76,7 +78,7 @@ class StudyStatus:
         }
 
 
-def _front_row(point: pareto.TrialPoint) -> dict[str, Any]:
+def _front_row(point: TrialPoint) -> dict[str, Any]:
     return {
         "number": point.number, "trial_id": point.trial_id, "summary": point.summary, "quant": point.quant,
         "preset": point.preset, **{m: point.values.get(m) for m in METRICS},
@@ -86,14 +88,12 @@ def _front_row(point: pareto.TrialPoint) -> dict[str, Any]:
 def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
     """The :class:`StudyStatus` of an Optuna study (``now`` closes the wall time of running trials)."""
     trials = study.get_trials(deepcopy=False)
-    points = pareto.study_points(study)
-    metrics = pareto.objective_names(study) or tuple(METRICS)
+    points = study_points(study)
+    metrics = objective_names(study) or tuple(METRICS)
     metrics = tuple(m for m in metrics if m in METRICS)
-    front = sorted(pareto.front(points, metrics), key=lambda p: (-p.values["dice"], p.number)) if metrics else []
-    reference = pareto.default_reference(points, metrics, pareto.study_constraints(study)) if metrics else {}
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    members = sorted(front(points, metrics), key=lambda p: (-p.values["dice"], p.number)) if metrics else []
+    reference = pareto.default_reference(points, metrics, study_limits(study)) if metrics else {}
+    states = state_counts(trials)
     started = min((t.datetime_start for t in trials if t.datetime_start), default=None)
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     running = any(t.state.name == "RUNNING" for t in trials)
@@ -106,7 +106,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         objectives=metrics,
         states={s: states[s] for s in (*STATE_ORDER, *sorted(states)) if s in states},
         infeasible=sum(1 for p in points if p.complete and not p.feasible),
-        front=front,
+        front=members,
         hypervolume=pareto.hypervolume(points, metrics, reference) if metrics else 0.0,
         reference=reference,
         started=started,
@@ -159,19 +159,17 @@ def _states_line(states: dict[str, int], infeasible: int) -> str:
     return ", ".join(parts) if parts else "none yet"
 
 
-def format_front(front: list[pareto.TrialPoint]) -> str:
+def format_front(members: list[TrialPoint]) -> str:
     """The front as a table: trial, summary, quant, dice, latency ms, size KB."""
-    width = max([len("summary")] + [len(_summary(p)) for p in front])
+    width = max([len("summary")] + [len(_summary(p)) for p in members])
     lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>6} {'latency ms':>11} {'size KB':>9}"]
-    for p in front:
-        lines.append(
-            f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {_fmt(p.values.get('dice'), '.3f'):>6} "
-            f"{_fmt(p.values.get('latency_ms'), '.2f'):>11} {_fmt(p.values.get('size_kb'), '.1f'):>9}"
-        )
+    for p in members:
+        dice, latency, size = (_fmt(p.values.get(m), FORMATS[m]) for m in ("dice", "latency_ms", "size_kb"))
+        lines.append(f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {dice:>6} {latency:>11} {size:>9}")
     return "\n".join(lines)
 
 
-def _summary(point: pareto.TrialPoint) -> str:
+def _summary(point: TrialPoint) -> str:
     return point.summary + (f" [preset {point.preset}]" if point.preset else "")
 
 
@@ -181,7 +179,7 @@ def _fmt(value, spec: str) -> str:
 
 def format_status(status: StudyStatus) -> str:
     """``search status`` as text."""
-    reference = ", ".join(pareto.format_value(m, v) for m, v in status.reference.items())
+    reference = ", ".join(format_value(m, v) for m, v in status.reference.items())
     objectives = ", ".join(f"{m} ({METRICS[m][:3]})" for m in status.objectives)
     lines = [
         f"study {status.study} in {status.storage}",

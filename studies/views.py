@@ -1,6 +1,6 @@
 """What the dashboard and the report show, as plain JSON-ready data: trial rows and trial details.
 
-Reads follow the conventions of :mod:`studies` (user attributes, ``METRICS``). Nothing here writes
+Reads follow the conventions of :mod:`studies` (user attributes) and :mod:`studies.metrics`. Nothing here writes
 to the database, and nothing here knows about HTTP or HTML.
 """
 
@@ -10,6 +10,7 @@ import datetime
 from typing import Any
 
 from studies import figures
+from studies.metrics import size_kb, state_counts
 
 COLUMNS = (
     ("number", "#", "int"),
@@ -31,7 +32,6 @@ COLUMNS = (
 def trial_row(trial, front: set[int]) -> dict[str, Any]:
     """One row of the trial table (``None`` where a value is unknown)."""
     attrs = trial.user_attrs
-    size_bytes = attrs.get("size_bytes")
     return {
         "number": trial.number,
         "state": trial.state.name,
@@ -39,7 +39,7 @@ def trial_row(trial, front: set[int]) -> dict[str, Any]:
         "float_dice": attrs.get("float_dice"),
         "latency_ms": attrs.get("latency_ms"),
         "latency_p90_ms": attrs.get("latency_p90_ms"),
-        "size_kb": size_bytes / 1024 if isinstance(size_bytes, (int, float)) else None,
+        "size_kb": size_kb(attrs.get("size_bytes")),
         "params": attrs.get("params"),
         "macs": attrs.get("macs"),
         "stages": stage_labels(attrs),
@@ -88,9 +88,7 @@ def study_version(study) -> str:
 
 def study_summary(study, info: figures.ParetoInfo) -> dict[str, Any]:
     """Counts by state, front size, hypervolume and the best value of each objective."""
-    states: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    states = state_counts(study.get_trials(deepcopy=False))
     feasible = info.feasible
     _, volumes = figures.hypervolume_history(info)
     return {
@@ -102,7 +100,7 @@ def study_summary(study, info: figures.ParetoInfo) -> dict[str, Any]:
         "best_dice": max((p.dice for p in feasible), default=None),
         "min_latency_ms": min((p.latency_ms for p in feasible), default=None),
         "min_size_kb": min((p.size_kb for p in feasible), default=None),
-        "constraints": info.constraints,
+        "constraints": info.limits,  # the key the page script reads
     }
 
 
@@ -118,13 +116,6 @@ def study_payload(study, color_by: str = "kind") -> dict[str, Any]:
         "columns": [list(column) for column in COLUMNS],
         "rows": trial_rows(study, info),
     }
-
-
-def front_rows(study, info: figures.ParetoInfo | None = None) -> list[dict[str, Any]]:
-    """Rows of the trials on the Pareto front, best Dice first."""
-    info = info or figures.pareto_info(study)
-    rows = [row for row in trial_rows(study, info) if row["front"]]
-    return sorted(rows, key=lambda row: -(row["dice"] or 0.0))
 
 
 # -- one trial ---------------------------------------------------------------------------------
@@ -166,7 +157,7 @@ def metric_rows(trial) -> list[tuple[str, Any]]:
         ("IoU", attrs.get("iou")), ("latency p50 (ms)", attrs.get("latency_ms")),
         ("latency p10 (ms)", attrs.get("latency_p10_ms")), ("latency p90 (ms)", attrs.get("latency_p90_ms")),
         ("latency CV", attrs.get("latency_cv")), ("device", attrs.get("device")),
-        ("size (bytes)", size_bytes), ("size (KB)", size_bytes / 1024 if isinstance(size_bytes, (int, float)) else None),
+        ("size (bytes)", size_bytes), ("size (KB)", size_kb(size_bytes)),
         ("parameters", attrs.get("params")), ("MACs", attrs.get("macs")),
         ("peak memory (bytes)", attrs.get("peak_memory_bytes")),
     ]

@@ -36,7 +36,7 @@ def register(subparsers):
 def run(args):
     from search import __version__
     from studies.export import check_output, export
-    from studies.pareto import format_value
+    from studies.metrics import format_value
     from studies.store import ResultStore
     from studies.storage import load_study
 

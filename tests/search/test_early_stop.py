@@ -98,3 +98,31 @@ def test_nested_phases_count_for_themselves_only():
     summary = clock.summary()
     assert summary["train"] >= 0.05 and summary["convert"] >= 0.1
     assert summary["train"] + summary["convert"] == pytest.approx(summary["total"], abs=0.005)  # not counted twice
+
+
+def test_front_members_are_the_feasible_front_whatever_form_the_constraints_took():
+    from search.trial import front_members
+    from tests.studies.helpers import attrs, make_study
+
+    study = make_study(None, "s", [(0.9, 100.0, 300.0), (0.85, 20.0, 200.0)])
+    study.add_trial(optuna.trial.create_trial(  # Optuna 5's form only: infeasible to best_trials too
+        values=[0.99, 1.0, 10.0], user_attrs=attrs(0.99, 1.0, 10.0), constraints={"max_latency_ms": 0.5}))
+    study.add_trial(optuna.trial.create_trial(  # nas-lite's older form only, which best_trials never read
+        values=[0.98, 2.0, 20.0], user_attrs=attrs(0.98, 2.0, 20.0, constraints=[1.0])))
+    members = front_members(study)
+    assert [m.number for m in members] == [0, 1]
+    assert members[1].costs == {"latency_ms": 20.0, "size_kb": 200.0}
+
+
+def test_constraint_values_are_stored_where_optuna_5_reads_them():
+    from search.trial import _record_constraints
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    config = SearchConfig(max_latency_ms=10.0, min_dice=0.5)
+    for latency in (12.0, 8.0):
+        trial = study.ask()
+        _record_constraints(trial, config, {"dice": 0.8, "latency_ms": latency, "size_kb": 100.0})
+        study.tell(trial, [0.8, latency, 100.0])
+    assert study.trials[0].constraints == pytest.approx({"max_latency_ms": 2.0, "min_dice": -0.3})
+    assert [t.number for t in study.best_trials] == [1]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from studies import export, pareto
+from studies import export, front
 from studies.store import ResultStore
 from tests.conftest import run_cli
 from tests.studies.helpers import TINY_TFLITE, spec_dict
@@ -21,7 +21,7 @@ def test_export_knee_writes_artifact_and_complete_sidecar(study_db, tmp_path):
         done = export.export(study, store, output, pick="knee", version="9.9.9")
         stored = store.artifact_sha256(study.trials[1]._trial_id)
     assert done.point.number == 1
-    assert done.point.number in {p.number for p in pareto.front(pareto.study_points(study))}
+    assert done.point.number in {p.number for p in front.front(front.study_points(study))}
     assert hashlib.sha256(output.read_bytes()).hexdigest() == stored == done.sha256
     assert output.read_bytes() == TINY_TFLITE.read_bytes()
 

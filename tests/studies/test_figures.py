@@ -6,8 +6,8 @@ import numpy as np
 import optuna
 import pytest
 
-from studies import figures, pareto
-from tests.studies.factory import add_trial, create_study, sample_study
+from studies import figures, front
+from tests.studies.factory import add_trial, attrs_for, create_study, sample_study, spec_for
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
 
@@ -56,6 +56,20 @@ def test_front_matches_optunas_best_trials_and_excludes_infeasible(study, info):
     infeasible = [p for p in info.points if p.infeasible]
     assert [p.infeasible for p in infeasible] == ["latency 55 ms > max 40 ms"]
     assert not infeasible[0].on_front
+
+
+def test_front_matches_optunas_best_trials_when_only_optuna_5_knows_a_trial_is_infeasible(tmp_path):
+    study = create_study(f"sqlite:///{tmp_path / 'optuna5.db'}", "optuna5")
+    for index in range(5):
+        add_trial(study, index)
+    study.add_trial(optuna.trial.create_trial(  # would dominate every other trial
+        state=optuna.trial.TrialState.COMPLETE, values=[0.99, 1.0, 10.0],
+        user_attrs=attrs_for(spec_for(98), 0.99, 1.0, 10.0), constraints={"max_latency_ms": 0.5},
+    ))
+    info = figures.pareto_info(study)
+    expected = {t.number for t in study.best_trials}
+    assert 5 not in expected and {p.number for p in info.front} == expected
+    assert info.points[-1].infeasible and not info.points[-1].on_front
 
 
 def test_dominated_points_are_faded_and_front_points_solid(info):
@@ -136,7 +150,7 @@ def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info)
 
 
 def test_knee_is_marked_and_is_on_the_front(study, info):
-    knee = pareto.knee(pareto.study_points(study))
+    knee = front.knee(front.study_points(study))
     assert info.knee == knee.number and knee.number in {p.number for p in info.front}
     figure = figures.pareto_figure(info, "latency_ms")
     arrows = [a for a in figure.layout.annotations if a.text == "knee"]

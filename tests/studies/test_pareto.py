@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from studies import pareto, storage
-from studies.pareto import TrialPoint
+from studies import front, pareto, storage
+from studies.front import TrialPoint
 from tests.studies.helpers import make_study
 
 
@@ -27,8 +27,8 @@ DL = ("dice", "latency")
 
 
 def test_front_keeps_complete_feasible_non_dominated():
-    assert [p.number for p in pareto.front(POINTS, DL)] == [0, 1, 2, 6]
-    assert [p.number for p in pareto.front(POINTS, ("dice", "latency_ms", "size_kb"))] == [0, 1, 2, 6]
+    assert [p.number for p in front.front(POINTS, DL)] == [0, 1, 2, 6]
+    assert [p.number for p in front.front(POINTS, ("dice", "latency_ms", "size_kb"))] == [0, 1, 2, 6]
 
 
 def test_hypervolume_two_dims_known_value():
@@ -61,10 +61,10 @@ def test_default_reference_and_history_never_decrease():
 
 
 def test_knee_is_closest_to_utopia_after_normalising():
-    assert pareto.knee(POINTS, DL).number == 1
-    assert pareto.knee([point(9, 0.7, 7.0)], DL).number == 9
+    assert front.knee(POINTS, DL).number == 1
+    assert front.knee([point(9, 0.7, 7.0)], DL).number == 9
     with pytest.raises(LookupError, match="no complete feasible trial"):
-        pareto.knee([point(0, 0.9, 1.0, state="FAIL")], DL)
+        front.knee([point(0, 0.9, 1.0, state="FAIL")], DL)
 
 
 @pytest.mark.parametrize("rule, expected", [
@@ -111,14 +111,14 @@ def test_points_from_a_real_study(tmp_path):
     study.add_trial(optuna.trial.create_trial(values=[0.0, 5.0, 50.0], user_attrs={"infeasible": "latency 5 > 1"}))
     study.add_trial(optuna.trial.create_trial(values=[0.9, 5.0, 50.0], system_attrs={"constraints": [0.5]}))
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"error": "NaN loss"}))
-    points = pareto.study_points(study)
+    points = front.study_points(study)
     assert [p.state for p in points] == ["COMPLETE"] * 4 + ["FAIL"]
     assert [p.feasible for p in points] == [True, True, False, False, True]
     assert points[0].values == {"dice": 0.9, "latency_ms": 100.0, "size_kb": 300.0}
     assert points[0].objectives == ("dice", "latency_ms", "size_kb")
     assert points[0].trial_id == study.trials[0]._trial_id and points[0].summary
     assert points[2].infeasible == "latency 5 > 1"
-    assert [p.number for p in pareto.front(points)] == [0, 1]
+    assert [p.number for p in front.front(points)] == [0, 1]
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -133,9 +133,9 @@ def test_two_objective_study_takes_size_from_attrs(tmp_path):
     study.set_metric_names(["dice", "latency_ms"])
     for dice, latency, size in [(0.9, 30.0, 100.0), (0.8, 10.0, 50.0), (0.7, 20.0, 10.0)]:
         study.add_trial(optuna.trial.create_trial(values=[dice, latency], user_attrs=attrs(dice, latency, size)))
-    points = pareto.study_points(study)
+    points = front.study_points(study)
     assert points[2].objectives == ("dice", "latency_ms") and points[2].values["size_kb"] == pytest.approx(10.0)
-    assert [p.number for p in pareto.front(points)] == [0, 1]  # trial 2 is dominated on (dice, latency)
+    assert [p.number for p in front.front(points)] == [0, 1]  # trial 2 is dominated on (dice, latency)
     assert pareto.pick(points, "min-size").number == 2
     result = status.study_status(study)
     assert result.objectives == ("dice", "latency_ms") and set(result.reference) == {"dice", "latency_ms"}

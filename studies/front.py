@@ -1,0 +1,213 @@
+"""Which trials count and which are best: THE feasibility rule, dominance, the Pareto front and the knee.
+
+Every reader (status, figures, the dashboard, the report, ``export --pick``, the progress bar) and the
+early-stopping rule of :mod:`search.trial` use these, so they all agree on one front.
+
+Feasible: no ``infeasible`` user attribute and no positive constraint value (Optuna's convention:
+a value <= 0 is satisfied). Constraint values are read in every form they were stored:
+
+- Optuna 5: one system attribute ``constraints:NAME`` per constraint, written by
+  ``trial.set_constraint`` (what :mod:`search.trial` writes, one per study limit: ``max_latency_ms``,
+  ``max_size_kb``, ``min_dice``) or ``create_trial(constraints=...)``;
+- Optuna before 5: the system attribute ``constraints``, a list a sampler's ``constraints_func`` wrote
+  (these two forms are what ``FrozenTrial.constraints`` merges, and what the samplers and
+  ``study.best_trials`` see);
+- nas-lite before it wrote Optuna 5's form: the user attribute ``constraints``, a list in the order of
+  the limits. Optuna never reads it (with the random sampler nothing copied it to the system
+  attribute), so on such old studies this front may be smaller than ``best_trials``.
+
+A :class:`TrialPoint` is what these computations need of one trial; :func:`candidates` are the
+COMPLETE, feasible points with every metric asked for; fronts, knees (and in :mod:`studies.pareto`
+hypervolumes and picks) are computed on candidates only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from studies.metrics import ALIASES, LIMITS, METRICS, finite, format_value, metric_name, metric_names, sign, trial_metrics
+
+
+# -- feasibility -----------------------------------------------------------------------------------
+def feasible(trial) -> bool:
+    """THE rule (see the module docstring), for an Optuna ``FrozenTrial`` of any state."""
+    return not trial.user_attrs.get("infeasible") and not any(_violated(v) for v in _constraint_values(trial))
+
+
+def _constraint_values(trial) -> list:
+    older = trial.user_attrs.get("constraints")
+    return [*trial.constraints.values(), *(older if isinstance(older, (list, tuple)) else ())]
+
+
+def _violated(value) -> bool:
+    """Positive, or not a number: nas-lite stored an infinite value as JSON null."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else float("inf")
+    return not number <= 0
+
+
+def limit_constraints(limits: dict[str, float], values: dict[str, float]) -> dict[str, float]:
+    """The constraint value of each limit (``max_latency_ms``, ...) for metric ``values``: <= 0 when met."""
+    return {name: float(sign(LIMITS[name]) * (values[LIMITS[name]] - limit)) for name, limit in limits.items()}
+
+
+def study_limits(study) -> dict[str, float]:
+    """``min_dice``, ``max_latency_ms``, ``max_size_kb`` where set: from the study's ``config`` user
+    attribute (or, without one, its ``constraints`` user attribute, which held the same)."""
+    source = study.user_attrs.get("config")
+    if not isinstance(source, dict):
+        source = study.user_attrs.get("constraints")
+    source = source if isinstance(source, dict) else {}
+    return {name: finite(source[name]) for name in LIMITS if finite(source.get(name)) is not None}
+
+
+# -- points ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class TrialPoint:
+    """What the Pareto computations need of one trial.
+
+    ``values``: every metric known for the trial, by canonical name. ``objectives``: the study's
+    objective metrics, in order. ``feasible``: :func:`feasible`. ``attrs``: the trial's user
+    attributes (conventions in :mod:`studies`).
+    """
+
+    number: int
+    trial_id: int
+    state: str
+    values: dict[str, float]
+    objectives: tuple[str, ...] = tuple(METRICS)
+    attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    feasible: bool = True
+    preset: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.state == "COMPLETE"
+
+    @property
+    def summary(self) -> str:
+        return str(self.attrs.get("summary", ""))
+
+    @property
+    def quant(self) -> str:
+        return str(self.attrs.get("quant", ""))
+
+    @property
+    def infeasible(self) -> str | None:
+        """Why a constraint rejected the trial, if it did."""
+        if self.feasible:
+            return None
+        return str(self.attrs.get("infeasible") or "a constraint is violated")
+
+    def value(self, metric: str) -> float | None:
+        return self.values.get(metric_name(metric))
+
+    def describe(self, metrics: Iterable[str] = tuple(METRICS)) -> str:
+        """``trial 7 (dice 0.812, latency 23.40 ms, size 310.2 KB)``."""
+        parts = [format_value(m, self.values.get(m)) for m in metrics]
+        return f"trial {self.number} ({', '.join(parts)})"
+
+
+def objective_names(study) -> tuple[str, ...]:
+    """The study's objective metrics: its metric names, or ``METRICS`` when it has three unnamed objectives."""
+    names = study.metric_names
+    if names:
+        return tuple(ALIASES.get(n, n) for n in names)
+    if len(study.directions) == len(METRICS):
+        return tuple(METRICS)
+    return ()
+
+
+def from_trial(trial, objectives: Sequence[str] = tuple(METRICS)) -> TrialPoint:
+    """A :class:`TrialPoint` from an Optuna ``FrozenTrial`` whose objectives are ``objectives``:
+    the objective values first, the user attributes for the other metrics."""
+    attrs = dict(trial.user_attrs)
+    values: dict[str, float | None] = dict(trial_metrics(attrs))
+    if trial.values is not None and len(trial.values) == len(objectives):
+        values.update({name: finite(v) for name, v in zip(objectives, trial.values)})  # a non-finite one is unknown
+    return TrialPoint(
+        number=trial.number,
+        trial_id=trial._trial_id,
+        state=trial.state.name,
+        values={k: v for k, v in values.items() if v is not None},
+        objectives=tuple(objectives),
+        attrs=attrs,
+        feasible=feasible(trial),
+        preset=attrs.get("preset"),
+    )
+
+
+def study_points(study) -> list[TrialPoint]:
+    """Every trial of an Optuna study as a :class:`TrialPoint`, in trial-number order."""
+    objectives = objective_names(study)
+    return [from_trial(trial, objectives) for trial in study.get_trials(deepcopy=False)]
+
+
+# -- fronts ----------------------------------------------------------------------------------------
+def metrics_for(points: Sequence[TrialPoint], metrics: Iterable[str] | None = None) -> tuple[str, ...]:
+    """``metrics`` made canonical; by default the objectives of the points (or ``METRICS``)."""
+    if metrics is None:
+        metrics = points[0].objectives if points and points[0].objectives else tuple(METRICS)
+    return metric_names(metrics)
+
+
+def candidates(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:
+    """The COMPLETE, feasible points that have every metric in ``metrics``."""
+    points = list(points)
+    names = metrics_for(points, metrics)
+    return [p for p in points if p.complete and p.feasible and all(m in p.values for m in names)]
+
+
+def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
+    """``a`` is no worse than ``b`` in every metric and better in one."""
+    la = [sign(m) * a.values[m] for m in metrics]
+    lb = [sign(m) * b.values[m] for m in metrics]
+    return all(x <= y for x, y in zip(la, lb)) and any(x < y for x, y in zip(la, lb))
+
+
+def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:
+    """The non-dominated candidates on ``metrics`` (default: the study's objectives), by trial number.
+
+    Points with equal values are all kept (neither dominates the other).
+    """
+    points = list(points)
+    names = metrics_for(points, metrics)
+    pool = candidates(points, names)
+    return sorted(
+        (p for p in pool if not any(dominates(q, p, names) for q in pool)),
+        key=lambda p: p.number,
+    )
+
+
+def front_trials(trials, objectives: Sequence[str]) -> list:
+    """The Optuna trials (``FrozenTrial``) on the front of ``objectives``, by trial number (none without objectives)."""
+    if not objectives:
+        return []
+    by_number = {trial.number: trial for trial in trials}
+    points = [from_trial(trial, objectives) for trial in by_number.values() if trial.state.name == "COMPLETE"]
+    return [by_number[point.number] for point in front(points, objectives)]
+
+
+# -- knee ------------------------------------------------------------------------------------------
+def knee(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> TrialPoint:
+    """The knee of the front of ``points``: the member closest to the utopia point.
+
+    Each metric is scaled to [0, 1] over the front (0 = best member, 1 = worst), and the knee is
+    the member with the smallest Euclidean distance to (0, ..., 0), the point that would be best
+    in everything; ties go to the lower trial number. (Not "farthest from the line joining the
+    extremes", which is ill-defined in 3-D when extremes coincide.) ``LookupError`` if no candidate.
+    """
+    points = list(points)
+    names = metrics_for(points, metrics)
+    members = front(points, names)
+    if not members:
+        raise LookupError("no complete feasible trial yet, so there is no knee; wait for the search or see 'search status'")
+    losses = np.array([[sign(m) * p.values[m] for m in names] for p in members], dtype=float)
+    low, high = losses.min(axis=0), losses.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    distances = np.linalg.norm((losses - low) / span, axis=1)
+    best = min(range(len(members)), key=lambda i: (round(float(distances[i]), 12), members[i].number))
+    return members[best]

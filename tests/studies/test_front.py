@@ -1,0 +1,60 @@
+"""Feasibility in every form a trial's constraint values were stored, and the one front on a real study."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from studies import front, storage
+from tests.studies.helpers import attrs, make_study
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def trial(**stored) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(state=COMPLETE, values=[0.9, 5.0, 50.0], **stored)
+
+
+@pytest.mark.parametrize("stored, feasible", [
+    ({}, True),
+    ({"constraints": {"max_latency_ms": 0.5}}, False),  # Optuna 5: trial.set_constraint / create_trial(constraints=)
+    ({"constraints": {"max_latency_ms": -0.5, "min_dice": 0.0}}, True),
+    ({"system_attrs": {"constraints": [0.5]}}, False),  # Optuna < 5: what a sampler's constraints_func wrote
+    ({"system_attrs": {"constraints": [-0.5]}}, True),
+    ({"user_attrs": {"constraints": [-1.0, 2.0]}}, False),  # nas-lite before Optuna 5's form (random sampler: only here)
+    ({"user_attrs": {"constraints": [None]}}, False),  # an infinite value, stored as JSON null
+    ({"user_attrs": {"constraints": [-1.0]}}, True),
+    ({"user_attrs": {"infeasible": "latency 5 > 1"}}, False),
+])
+def test_feasible_reads_every_stored_form(stored, feasible):
+    assert front.feasible(trial(**stored)) is feasible
+
+
+def test_constraint_values_from_the_study_limits():
+    values = {"dice": 0.7, "latency_ms": 12.0, "size_kb": 300.0}
+    limits = {"max_latency_ms": 10.0, "max_size_kb": 500.0, "min_dice": 0.8}
+    assert front.limit_constraints(limits, values) == pytest.approx(
+        {"max_latency_ms": 2.0, "max_size_kb": -200.0, "min_dice": 0.1})
+
+
+def test_a_trial_only_optuna_5_knows_is_infeasible_is_off_both_fronts(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+    study = make_study(opened, "s", [(0.9, 100.0, 300.0), (0.85, 20.0, 200.0)])
+    study.add_trial(optuna.trial.create_trial(
+        values=[0.99, 1.0, 10.0], user_attrs=attrs(0.99, 1.0, 10.0), constraints={"max_latency_ms": 0.5}))
+    study.add_trial(optuna.trial.create_trial(  # infeasible to nas-lite only: Optuna never saw this form
+        values=[0.8, 10.0, 100.0], user_attrs=attrs(0.8, 10.0, 100.0, constraints=[1.0])))
+    assert {t.number for t in study.best_trials} == {0, 1, 3}
+    members = front.front_trials(study.get_trials(deepcopy=False), front.objective_names(study))
+    assert [t.number for t in members] == [0, 1]
+    assert [p.number for p in front.front(front.study_points(study))] == [0, 1]
+
+
+def test_study_limits_from_the_config_or_the_older_constraints_attribute():
+    def study(**user_attrs):
+        return type("Study", (), {"user_attrs": user_attrs})()
+
+    config = {"max_latency_ms": 20, "min_dice": None, "max_size_kb": 500.0, "budget": 50}
+    assert front.study_limits(study(config=config)) == {"max_latency_ms": 20.0, "max_size_kb": 500.0}
+    assert front.study_limits(study(constraints={"min_dice": 0.7})) == {"min_dice": 0.7}
+    assert front.study_limits(study()) == {}

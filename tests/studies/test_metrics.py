@@ -1,0 +1,36 @@
+"""The one metric vocabulary: names, aliases, formatting, KB, limits and counts by state."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from search.config import OBJECTIVE_ALIASES, OBJECTIVES
+from studies import metrics
+
+
+def test_aliases_and_the_error_that_lists_the_choices():
+    assert [metrics.metric_name(n) for n in ("latency", " Size ", "dice")] == ["latency_ms", "size_kb", "dice"]
+    assert metrics.metric_names(["size", "size_kb", "dice"]) == ("size_kb", "dice")
+    with pytest.raises(ValueError, match=r"unknown metric 'speed'; choose one of dice, latency \(ms\), size \(KB\)"):
+        metrics.metric_name("speed")
+    assert (OBJECTIVES, OBJECTIVE_ALIASES) == (metrics.METRICS, metrics.ALIASES)  # search reads the same vocabulary
+
+
+def test_format_value_and_size_kb():
+    assert metrics.format_value("dice", 0.8123) == "dice 0.812"
+    assert metrics.format_value("latency_ms", 23.4) == "latency 23.40 ms"
+    assert metrics.format_value("size_kb", metrics.size_kb(317645)) == "size 310.2 KB"
+    assert metrics.format_value("size_kb", None) == "size ?"
+    assert [metrics.size_kb(v) for v in (2048, None, "x", True, float("inf"))] == [2.0, None, None, None, None]
+    assert metrics.trial_metrics({"dice": 0.5, "size_bytes": 1024, "latency_ms": None}) == {"dice": 0.5, "size_kb": 1.0}
+
+
+def test_limits_are_named_after_their_metric():
+    assert metrics.LIMITS == {"min_dice": "dice", "max_latency_ms": "latency_ms", "max_size_kb": "size_kb"}
+
+
+def test_state_counts():
+    trials = [SimpleNamespace(state=SimpleNamespace(name=name)) for name in ("COMPLETE", "FAIL", "COMPLETE")]
+    assert metrics.state_counts(trials) == {"COMPLETE": 2, "FAIL": 1}
