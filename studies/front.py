@@ -31,6 +31,9 @@ import numpy as np
 
 from studies.metrics import ALIASES, LIMITS, METRICS, finite, format_value, metric_name, metric_names, sign, trial_metrics
 
+LATENCY_RUNS = 50  # the protocol's minimum of timed runs, for trials that did not record their count
+MEDIAN_ERROR = 1.2533  # standard error of a median over that of a mean (sqrt(pi / 2)), normal samples
+
 
 # -- feasibility -----------------------------------------------------------------------------------
 def feasible(trial) -> bool:
@@ -161,11 +164,38 @@ def candidates(points: Iterable[TrialPoint], metrics: Iterable[str] | None = Non
     return [p for p in points if p.complete and p.feasible and all(m in p.values for m in names)]
 
 
-def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
-    """``a`` is no worse than ``b`` in every metric and better in one."""
-    la = [sign(m) * a.values[m] for m in metrics]
-    lb = [sign(m) * b.values[m] for m in metrics]
-    return all(x <= y for x, y in zip(la, lb)) and any(x < y for x, y in zip(la, lb))
+def uncertainty(point: TrialPoint, metric: str) -> float:
+    """How far ``point``'s value of ``metric`` could move by its own measurement: half its Dice's 95%
+    bootstrap interval over images (``dice_ci95``); the standard error of its median latency
+    (1.25 * CV / sqrt(runs), ``latency_cv`` and ``latency_runs``); 0 for size, and for trials that
+    recorded no spread (studies made before these were stored)."""
+    attrs = point.attrs
+    if metric == "dice":
+        interval = attrs.get("dice_ci95")
+        if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(finite(v) is not None for v in interval):
+            return abs(interval[1] - interval[0]) / 2
+    if metric == "latency_ms" and finite(attrs.get("latency_cv")) and metric in point.values:
+        runs = finite(attrs.get("latency_runs")) or LATENCY_RUNS
+        return point.values[metric] * MEDIAN_ERROR * attrs["latency_cv"] / np.sqrt(runs)
+    return 0.0
+
+
+def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool = True) -> bool:
+    """``a`` is no worse than ``b`` in every metric and better in one.
+
+    With ``ties`` (the default everywhere), a difference within the larger :func:`uncertainty` of
+    the two points is no difference: ``a`` must be better beyond it in one metric and may be worse
+    within it in the others, so near-ties (Dice 0.59799 and 0.59798 on 26 images) are ties and the
+    faster of the two dominates.
+    """
+    better = False
+    for m in metrics:
+        tie = max(uncertainty(a, m), uncertainty(b, m)) if ties else 0.0
+        gain = sign(m) * (b.values[m] - a.values[m])  # > 0: a is better
+        if gain < -tie:
+            return False
+        better = better or gain > tie
+    return better
 
 
 def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:

@@ -58,3 +58,29 @@ def test_study_limits_from_the_config_or_the_older_constraints_attribute():
     assert front.study_limits(study(config=config)) == {"max_latency_ms": 20.0, "max_size_kb": 500.0}
     assert front.study_limits(study(constraints={"min_dice": 0.7})) == {"min_dice": 0.7}
     assert front.study_limits(study()) == {}
+
+
+def point(number, dice, latency, size=100.0, ci=None, cv=None):
+    extra = {"dice_ci95": ci} if ci else {}
+    extra |= {"latency_cv": cv, "latency_runs": 50} if cv else {}
+    return front.TrialPoint(number, number, "COMPLETE", {"dice": dice, "latency_ms": latency, "size_kb": size}, attrs=extra)
+
+
+def test_near_ties_within_the_dice_interval_are_ties_and_the_faster_dominates():
+    """The new user's case: #19 0.5979869 at 0.3 ms and #37 0.5979793 at 0.6 ms were two front members."""
+    fast, slow = point(19, 0.5979869, 0.3, ci=[0.55, 0.64]), point(37, 0.5979793, 0.6, ci=[0.55, 0.64])
+    assert not front.dominates(fast, slow, ["dice", "latency_ms"], ties=False)  # exact: each is better in one
+    assert front.dominates(fast, slow, ["dice", "latency_ms"])
+    assert [p.number for p in front.front([fast, slow], ["dice", "latency_ms"])] == [19]
+    # a Dice gain beyond the interval is no tie: both stay
+    better = point(40, 0.70, 0.6, ci=[0.66, 0.74])
+    assert {p.number for p in front.front([fast, better], ["dice", "latency_ms"])} == {19, 40}
+
+
+def test_latencies_within_their_standard_error_are_ties():
+    noisy_fast, noisy_slow = point(1, 0.80, 1.00, cv=1.5), point(2, 0.81, 1.05, cv=1.5)  # CV 150%: se of the median ~27%
+    assert front.uncertainty(noisy_fast, "latency_ms") == pytest.approx(1.2533 * 1.5 / 50 ** 0.5)
+    assert front.dominates(noisy_slow, noisy_fast, ["dice", "latency_ms"])  # 5% faster is noise; Dice decides
+    steady_fast, steady_slow = point(1, 0.80, 1.00, cv=0.01), point(2, 0.81, 1.05, cv=0.01)
+    assert not front.dominates(steady_slow, steady_fast, ["dice", "latency_ms"])
+    assert front.uncertainty(point(3, 0.8, 1.0), "latency_ms") == 0.0  # older trials: exact, as before
