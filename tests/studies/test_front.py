@@ -67,14 +67,14 @@ def point(number, dice, latency, size=100.0, ci=None, cv=None):
 
 
 def test_near_ties_within_the_dice_interval_are_ties_and_the_faster_dominates():
-    """The new user's case: #19 0.5979869 at 0.3 ms and #37 0.5979793 at 0.6 ms were two front members."""
-    fast, slow = point(19, 0.5979869, 0.3, ci=[0.55, 0.64]), point(37, 0.5979793, 0.6, ci=[0.55, 0.64])
+    """The new user's case: #19 0.5979869 at 0.6 ms and #37 0.5979793 at 0.3 ms were two front members."""
+    slow, fast = point(19, 0.5979869, 0.6, ci=[0.55, 0.64]), point(37, 0.5979793, 0.3, ci=[0.55, 0.64])
     assert not front.dominates(fast, slow, ["dice", "latency_ms"], ties=False)  # exact: each is better in one
     assert front.dominates(fast, slow, ["dice", "latency_ms"])
-    assert [p.number for p in front.front([fast, slow], ["dice", "latency_ms"])] == [19]
+    assert [p.number for p in front.front([fast, slow], ["dice", "latency_ms"])] == [37]
     # a Dice gain beyond the interval is no tie: both stay
     better = point(40, 0.70, 0.6, ci=[0.66, 0.74])
-    assert {p.number for p in front.front([fast, better], ["dice", "latency_ms"])} == {19, 40}
+    assert {p.number for p in front.front([fast, better], ["dice", "latency_ms"])} == {37, 40}
 
 
 def test_latencies_within_their_standard_error_are_ties():
