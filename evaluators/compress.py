@@ -200,7 +200,7 @@ def transfer_qat_weights(source, target):
     Both come from :func:`quantize` on the same spec, so their variables correspond one to one;
     masked kernels become grouped kernels (the quantizers' per-channel ranges carry over as is).
     """
-    from space.model import _block_diagonal
+    from space.model import grouped_kernel
 
     targets = {layer.name: layer for layer in target.layers}
     quantize_layers = [layer for layer in target.layers if type(layer).__name__ == "QuantizeLayer"]
@@ -217,7 +217,7 @@ def transfer_qat_weights(source, target):
         converted = []
         for value, slot in zip(weights, destination.get_weights()):
             if value.shape != slot.shape and isinstance(inner, MaskedGroupConv2D):
-                value = _block_diagonal(value, inner.mask_groups)
+                value = grouped_kernel(value, inner.mask_groups)
             converted.append(value)
         destination.set_weights(converted)
     return target
