@@ -131,6 +131,12 @@ class MaskedConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     def get_config(self):
         return {}
 
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    def __hash__(self):
+        return hash(type(self))
+
 
 def quantize(model):
     """``(qat_model, unannotated_layer_names)``: the model wrapped for int8 quantization-aware training.
