@@ -46,14 +46,14 @@ def run(sampler: str, seed: int, budget: int, settings: dict = SMALL) -> str:
     """Run (or finish) one search; returns its study name."""
     from search.config import SearchConfig
     from search.loop import run_search
-    from search.progress import Reporter
+    from search.progress import make_reporter
 
     OUT.mkdir(parents=True, exist_ok=True)
     name = study_name(sampler, seed, budget, settings)
     print(f"== {name}", file=sys.stderr)
     data = settings["data"] if settings["data"] == "synthetic" else str(Path(settings["data"]).resolve())
     config = SearchConfig(budget=budget, study=name, storage=STORAGE, sampler=sampler, seed=seed, **{**settings, "data": data})
-    run_search(config, set(), Reporter("bar"))
+    run_search(config, set(), make_reporter("bar"))
     return name
 
 

@@ -77,7 +77,7 @@ def _trial_wall_seconds(study) -> float:
 
 def search(args):
     from search.loop import run_search
-    from search.progress import Reporter
+    from search.progress import make_reporter
     from space.presets import PRESETS
 
     config = SearchConfig(
@@ -89,7 +89,7 @@ def search(args):
     )
     # The study's name does not carry these: continuing it with other values must fail, not mix.
     defining = {"batch_size", "learning_rate", "lr_schedule", "data_limit", "threads", "latency_clock"}
-    return run_search(config, defining, Reporter("bar"))
+    return run_search(config, defining, make_reporter("bar"))
 
 
 def report(study, args, seconds: float) -> None:

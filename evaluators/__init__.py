@@ -1,6 +1,5 @@
-"""HOW a candidate scores: datasets, training, Dice/IoU of the TFLite model, latency, size."""
+"""HOW a candidate scores: datasets, training, Dice/IoU of the TFLite model, latency, size.
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TensorFlow (and tfmot) come through :mod:`space._tf`, which sets ``TF_USE_LEGACY_KERAS`` first;
+this file stays empty of imports because the Pi agent copies it.
+"""

@@ -242,6 +242,9 @@ def make_server(host: str, port: int, token: str | None, max_body_mb: float = DE
 
 
 def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address, by the standard library alone (no
+    name is resolved). The dashboard has the same function (``studies.web.handler.is_loopback``):
+    the agent may import nothing of nas-lite beyond ``evaluators``, and ``studies`` not evaluators."""
     if host == "localhost":
         return True
     try:

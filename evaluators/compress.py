@@ -15,21 +15,11 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from space import _tf
+from evaluators import tfmot_internals as internals
+from evaluators.tfmot_internals import keras, tfmot
 from space.blocks import MaskedGroupConv2D
-
-keras = _tf.keras()
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after _tf set TF_USE_LEGACY_KERAS)
-
-# The configuration tfmot gives Conv2D + BatchNorm + ReLU; not exported publicly in tfmot 0.8.1.
-from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E402
-    default_8bit_quantize_configs,
-    default_8bit_quantizers,
-)
 
 KERNEL_NAMES = ("kernel:0", "depthwise_kernel:0")
 PRUNING_UPDATES = 20  # mask updates over the schedule
@@ -124,7 +114,7 @@ class MaskedConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     """
 
     def get_weights_and_quantizers(self, layer):
-        return [(layer.kernel, default_8bit_quantizers.Default8BitConvWeightsQuantizer())]
+        return [(layer.kernel, internals.ConvWeightsQuantizer())]
 
     def get_activations_and_quantizers(self, layer):
         return []
@@ -141,6 +131,12 @@ class MaskedConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     def get_config(self):
         return {}
 
+    def __eq__(self, other):
+        return type(other) is type(self) and other.get_config() == self.get_config()
+
+    def __hash__(self):
+        return hash(type(self))
+
 
 def quantize(model):
     """``(qat_model, unannotated_layer_names)``: the model wrapped for int8 quantization-aware training.
@@ -153,10 +149,10 @@ def quantize(model):
         try:
             return _quantize(model, unannotated), unannotated
         except RuntimeError as error:
-            match = re.search(r"Layer (\S+?):<class .*is not supported", str(error))
-            if not match or match.group(1) in unannotated:
+            name = internals.unsupported_layer(error)
+            if name is None or name in unannotated:
                 raise
-            unannotated.append(match.group(1))
+            unannotated.append(name)
 
 
 def _quantize(model, skip):
@@ -169,14 +165,14 @@ def _quantize(model, skip):
         if isinstance(layer, MaskedGroupConv2D):
             return quantization.quantize_annotate_layer(layer, MaskedConvQuantizeConfig())
         if layer.name in after_masked:
-            return quantization.quantize_annotate_layer(layer, default_8bit_quantize_configs.NoOpQuantizeConfig())
+            return quantization.quantize_annotate_layer(layer, internals.NoOpQuantizeConfig())
         return quantization.quantize_annotate_layer(layer)
 
     annotated = keras.models.clone_model(model, clone_function=annotate)
     scope = {
         "MaskedGroupConv2D": MaskedGroupConv2D,
         "MaskedConvQuantizeConfig": MaskedConvQuantizeConfig,
-        "NoOpQuantizeConfig": default_8bit_quantize_configs.NoOpQuantizeConfig,
+        "NoOpQuantizeConfig": internals.NoOpQuantizeConfig,
     }
     with quantization.quantize_scope(scope):
         return quantization.quantize_apply(annotated)
@@ -188,8 +184,8 @@ def _consumers_of_masked(model) -> set[str]:
     for layer in model.layers:
         if isinstance(layer, MaskedGroupConv2D):
             names.update(
-                node.outbound_layer.name for node in layer._outbound_nodes
-                if isinstance(node.outbound_layer, keras.layers.BatchNormalization)
+                consumer.name for consumer in internals.consumers(layer)
+                if isinstance(consumer, keras.layers.BatchNormalization)
             )
     return names
 
@@ -200,16 +196,16 @@ def transfer_qat_weights(source, target):
     Both come from :func:`quantize` on the same spec, so their variables correspond one to one;
     masked kernels become grouped kernels (the quantizers' per-channel ranges carry over as is).
     """
-    from space.model import _block_diagonal
+    from space.model import grouped_kernel
 
     targets = {layer.name: layer for layer in target.layers}
-    quantize_layers = [layer for layer in target.layers if type(layer).__name__ == "QuantizeLayer"]
+    quantize_layers = [layer for layer in target.layers if internals.is_quantize_layer(layer)]
     for layer in source.layers:
         weights = layer.get_weights()
         if not weights:
             continue
         destination = targets.get(layer.name)
-        if destination is None and type(layer).__name__ == "QuantizeLayer" and len(quantize_layers) == 1:
+        if destination is None and internals.is_quantize_layer(layer) and len(quantize_layers) == 1:
             destination = quantize_layers[0]
         if destination is None:
             raise ValueError(f"transfer_qat_weights: the native QAT model has no layer {layer.name!r}")
@@ -217,7 +213,7 @@ def transfer_qat_weights(source, target):
         converted = []
         for value, slot in zip(weights, destination.get_weights()):
             if value.shape != slot.shape and isinstance(inner, MaskedGroupConv2D):
-                value = _block_diagonal(value, inner.mask_groups)
+                value = grouped_kernel(value, inner.mask_groups)
             converted.append(value)
         destination.set_weights(converted)
     return target

@@ -9,7 +9,8 @@ a callback that returns ``False`` stops the training (the search uses it to drop
 ``fit_candidate`` trains what a :class:`space.spec.CandidateSpec` describes and returns the model
 ready for :func:`space.convert.to_tflite`: grouped convolutions are trained in their fast masked
 form and copied into the native ``Conv2D(groups=g)`` model, pruning is applied when the spec
-asks for sparsity, and quantization-aware training when its quant mode is ``int8-qat``.
+asks for sparsity, and quantization-aware training when its quant policy ``trains_aware``
+(``int8-qat``).
 
 Data: any object with float32 ``train_images``, ``train_masks``, ``val_images``, ``val_masks``
 (images NHWC in [0, 1], masks (N, H, W, 1) of 0/1), such as :class:`evaluators.data.Dataset`.
@@ -296,7 +297,7 @@ def fit_candidate(
     distils a trained model into the candidate.
 
     ``model`` is the native model ready for ``to_tflite(model, spec.quant, calibration)``: plain
-    float, pruning stripped, or (``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
+    float, pruning stripped, or (a ``trains_aware`` mode: ``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
     dict: ``training_form`` (``masked``/``native``), ``float_epochs``, ``qat_epochs``, ``qat``
     (applied or not), ``qat_unannotated`` (layers left in float), ``qat_note``, ``sparsity_target``,
     ``sparsity`` (zeros among the kernels of the returned model), ``xnnpack_policy`` and
@@ -307,7 +308,7 @@ def fit_candidate(
 
     start = time.perf_counter()
     form = "masked" if any(stage.groups > 1 for _, _, stage in spec.stages()) else "native"
-    wants_qat = spec.quant.mode == "int8-qat"
+    wants_qat = spec.quant.policy.trains_aware
     float_epochs, qat_epochs = split_epochs(epochs, wants_qat, spec.sparsity > 0, qat_fraction)
     info = {
         "training_form": form, "float_epochs": float_epochs, "qat_epochs": 0, "qat": False,

@@ -1,8 +1,7 @@
-"""The command line and the loop that ties space -> evaluators -> studies."""
+"""The command line and the loop that ties space -> evaluators -> studies.
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TensorFlow is configured (tf-keras, quiet logs) by :mod:`space._tf`, which every TensorFlow
+import goes through.
+"""
 
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """What ``search start`` shows: a live bar (trial k/N, elapsed, ETA, best Dice, front size) and
 one line per finished trial; ``--quiet`` shows only the end, ``--json`` one JSON object per line.
-Where stderr is not a terminal (a log file, CI) the bar's figures end each trial's line instead."""
+Where stderr is not a terminal (a log file, CI) the bar's figures end each trial's line instead.
+``make_reporter(mode)`` picks the class of a mode from ``REPORTERS``."""
 
 from __future__ import annotations
 
@@ -12,74 +13,111 @@ from search.loop import FINISHED, counted
 
 
 class Reporter:
-    def __init__(self, mode: str = "bar", out=sys.stdout, err=sys.stderr):
-        self.mode, self.out, self.err = mode, out, err
-        self.bar = None
+    """What ``search start`` shows while a search runs; one subclass per output mode (``REPORTERS``).
+
+    The contract: ``begin(study, config, data)`` once before the first trial, ``note(text)`` for a
+    message at any time, ``update(trials)`` with all of the study's trials whenever some may have
+    finished (each finished trial is reported once, in number order), ``end(study)`` once at the
+    end. ``shows_progress``: whether a step may draw its own progress bar (loading data).
+    Subclasses implement ``_start``, ``note``, ``_trial`` and ``_finish``; ``_refresh`` is optional.
+    """
+
+    shows_progress = False
+
+    def __init__(self, out=sys.stdout, err=sys.stderr):
+        self.out, self.err = out, err
         self.seen: set[int] = set()
         self.started = time.time()
-
-    @property
-    def shows_progress(self) -> bool:
-        return self.mode == "bar"
 
     def begin(self, study, config, data) -> None:
         self.objectives = list(config.objectives)
         self.budget = config.budget
         trials = study.get_trials(deepcopy=False)
         self.seen = {t.number for t in trials if t.state.name in FINISHED}
-        self.done = _spent(trials)
-        if self.mode == "json":
-            self._json(event="start", study=study.study_name, storage=config.storage, budget=config.budget,
-                       finished=self.done, data=data.describe())
-            return
-        self.note(f"study {study.study_name!r} in {config.storage}: budget {config.budget}, "
-                  f"{self.done} finished before; {data.describe()}; {config.workers} worker(s)")
-        self.first = self.done
-        if self.mode == "bar" and self.err.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",
-                            unit="trial", file=self.err, dynamic_ncols=True, smoothing=0.1)
-
-    def note(self, text: str) -> None:
-        if self.mode == "json":
-            self._json(event="note", text=text)
-        elif self.mode == "bar":
-            self._write(text)
-        else:
-            print(text, file=self.err)
+        self.done = self.first = _spent(trials)
+        self._start(study, config, data)
 
     def update(self, trials) -> None:
         finished = [t for t in trials if t.state.name in FINISHED and t.number not in self.seen]
         self.done = _spent(trials)
         for trial in sorted(finished, key=lambda t: t.number):
             self.seen.add(trial.number)
-            if self.mode == "json":
-                self._json(event="trial", **trial_record(trial, self.objectives))
-            elif self.mode == "bar":
-                self._write(trial_line(trial, self.objectives) + self._eta())
-        if self.bar is not None:
-            self.bar.n = min(self.done, self.budget)
-            best = max((t.user_attrs.get("dice", 0.0) for t in trials if _feasible(t)), default=0.0)
-            self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}")
-            self.bar.refresh()
+            self._trial(trial)
+        self._refresh(trials)
 
     def end(self, study) -> None:
-        if self.bar is not None:
-            self.bar.close()
         trials = study.get_trials(deepcopy=False)
-        states = {}
+        states: dict[str, int] = {}
         for trial in trials:
             states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
-        members = front(trials, self.objectives)
-        if self.mode == "json":
-            self._json(event="end", states=states, front=[trial_record(t, self.objectives) for t in members])
-            return
+        self._finish(study, states, front(trials, self.objectives))
+
+    def note(self, text: str) -> None:
+        raise NotImplementedError
+
+    def _start(self, study, config, data) -> None:
+        raise NotImplementedError
+
+    def _trial(self, trial) -> None:
+        raise NotImplementedError
+
+    def _refresh(self, trials) -> None:
+        pass
+
+    def _finish(self, study, states: dict[str, int], members: list) -> None:
+        raise NotImplementedError
+
+    def _describe(self, study, config, data) -> str:
+        return (f"study {study.study_name!r} in {config.storage}: budget {config.budget}, "
+                f"{self.done} finished before; {data.describe()}; {config.workers} worker(s)")
+
+    def _summary(self, study, states: dict[str, int], members: list) -> None:
         print(f"\n{study.study_name}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())), file=self.out)
         print(f"Pareto front ({len(members)} trials):", file=self.out)
         for trial in sorted(members, key=lambda t: -t.user_attrs.get("dice", 0)):
             print("  " + trial_line(trial, self.objectives), file=self.out)
         print("Next: search dashboard | search export --pick knee -o model.tflite", file=self.out)
+
+
+class BarReporter(Reporter):
+    """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, the
+    bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
+
+    shows_progress = True
+
+    def __init__(self, out=sys.stdout, err=sys.stderr):
+        super().__init__(out, err)
+        self.bar = None
+
+    def _start(self, study, config, data) -> None:
+        self.note(self._describe(study, config, data))
+        if self.err.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",
+                            unit="trial", file=self.err, dynamic_ncols=True, smoothing=0.1)
+
+    def note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.out)
+        else:
+            print(text, file=self.out)
+
+    def _trial(self, trial) -> None:
+        self.note(trial_line(trial, self.objectives) + self._eta())
+
+    def _refresh(self, trials) -> None:
+        if self.bar is None:
+            return
+        self.bar.n = min(self.done, self.budget)
+        best = max((t.user_attrs.get("dice", 0.0) for t in trials if _feasible(t)), default=0.0)
+        self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}")
+        self.bar.refresh()
+
+    def _finish(self, study, states, members) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self._summary(study, states, members)
 
     def _eta(self) -> str:
         """``  [k/N, elapsed, ETA]`` for logs; the live bar shows the same itself."""
@@ -90,14 +128,53 @@ class Reporter:
         left = max(self.budget - done, 0) * rate
         return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
 
-    def _write(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.out)
-        else:
-            print(text, file=self.out)
+
+class QuietReporter(Reporter):
+    """Messages on stderr, nothing per trial, the summary at the end."""
+
+    def _start(self, study, config, data) -> None:
+        self.note(self._describe(study, config, data))
+
+    def note(self, text: str) -> None:
+        print(text, file=self.err)
+
+    def _trial(self, trial) -> None:
+        pass
+
+    def _finish(self, study, states, members) -> None:
+        self._summary(study, states, members)
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line on stdout: ``start``, ``note``, ``trial`` and ``end`` events."""
+
+    def _start(self, study, config, data) -> None:
+        self._json(event="start", study=study.study_name, storage=config.storage, budget=config.budget,
+                   finished=self.done, data=data.describe())
+
+    def note(self, text: str) -> None:
+        self._json(event="note", text=text)
+
+    def _trial(self, trial) -> None:
+        self._json(event="trial", **trial_record(trial, self.objectives))
+
+    def _finish(self, study, states, members) -> None:
+        self._json(event="end", states=states, front=[trial_record(t, self.objectives) for t in members])
 
     def _json(self, **record) -> None:
         print(json.dumps(record), file=self.out, flush=True)
+
+
+REPORTERS = {"bar": BarReporter, "quiet": QuietReporter, "json": JsonReporter}
+
+
+def make_reporter(mode: str = "bar", out=sys.stdout, err=sys.stderr) -> Reporter:
+    """The reporter of output ``mode``; ``ValueError`` lists the modes."""
+    try:
+        cls = REPORTERS[mode]
+    except KeyError:
+        raise ValueError(f"reporter: unknown output mode {mode!r}; choose one of {', '.join(REPORTERS)}") from None
+    return cls(out, err)
 
 
 def _spent(trials) -> int:

@@ -1,8 +1,61 @@
-"""One factory for the samplers ``--sampler`` names."""
+"""The sampler registry: one factory per ``--sampler`` name.
+
+``SAMPLER_NAMES`` is what ``--sampler`` accepts; :func:`make_sampler` builds one. Optuna is
+imported inside the factories, so this module stays light for ``search --help``.
+"""
 
 from __future__ import annotations
 
-from search.config import SAMPLERS, SearchConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from search.config import SearchConfig
+
+
+def _tpe(config: SearchConfig, seed: int, constraints):
+    import optuna
+
+    return optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, group=True, constant_liar=config.workers > 1,
+        n_startup_trials=max(4, min(10, config.budget // 5)), constraints_func=constraints,
+    )
+
+
+def _nsga2(config: SearchConfig, seed: int, constraints):
+    import optuna
+
+    # The default population of 50 would make a 50-trial search a random search.
+    population = max(4, min(50, config.budget // 5))
+    return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
+
+
+def _random(config: SearchConfig, seed: int, constraints):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _gp(config: SearchConfig, seed: int, constraints):
+    import optuna
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        others = ", ".join(name for name in SAMPLERS if name != "gp")
+        raise ValueError(f"--sampler gp needs PyTorch: pip install torch (CPU build), or choose one of {others}") from None
+    return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
+
+
+SAMPLERS = {"tpe": _tpe, "nsga2": _nsga2, "random": _random, "gp": _gp}
+SAMPLER_NAMES = tuple(SAMPLERS)  # for search.config's ``SAMPLERS`` check
+
+
+def sampler_factory(name: str):
+    """The factory ``(config, seed, constraints_func) -> sampler`` of ``name``; ``ValueError`` lists the names."""
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"sampler: unknown {name!r}; choose one of {', '.join(SAMPLERS)}") from None
 
 
 def make_sampler(config: SearchConfig, stream: int = 0):
@@ -12,28 +65,10 @@ def make_sampler(config: SearchConfig, stream: int = 0):
     trial, not on the process, so workers, restarted searches and machines sharing a study never
     repeat each other's candidates (a sampler seeded once per process would start its sequence anew).
     """
-    import optuna
-
+    factory = sampler_factory(config.sampler)
     seed = (config.seed * 1000 + stream) % 2 ** 32
     constraints = _constraints_func(len(config.constraints)) if config.constraints else None
-    if config.sampler == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=config.workers > 1,
-            n_startup_trials=max(4, min(10, config.budget // 5)), constraints_func=constraints,
-        )
-    if config.sampler == "nsga2":
-        # The default population of 50 would make a 50-trial search a random search.
-        population = max(4, min(50, config.budget // 5))
-        return optuna.samplers.NSGAIISampler(population_size=population, seed=seed, constraints_func=constraints)
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.sampler == "gp":
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise ValueError("--sampler gp needs PyTorch: pip install torch (CPU build), or choose tpe, nsga2 or random") from None
-        return optuna.samplers.GPSampler(seed=seed, constraints_func=constraints)
-    raise ValueError(f"sampler: unknown {config.sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return factory(config, seed, constraints)
 
 
 def _constraints_func(count: int):

@@ -38,10 +38,7 @@ class TrainedModels:
 
     @staticmethod
     def key(spec) -> str:
-        from space.spec import QuantSpec
-
-        training = "int8-qat" if spec.quant.mode == "int8-qat" else "float32"
-        return spec.replace(quant=QuantSpec(training)).to_json()
+        return spec.replace(quant=spec.quant.for_training).to_json()
 
     def get(self, spec):
         """``(model, history, info, trial number)`` of an earlier training of ``spec``, or None."""

@@ -1,14 +1,12 @@
 """WHAT can be searched: the spec of a candidate, sampling it, presets, model builders, conversion.
 
 ``space`` knows nothing of training or storage. TensorFlow is imported only by the functions that
-need it (``build``, ``to_tflite``, ``static_costs``), so ``import space`` stays light.
+need it (``build``, ``to_tflite``, ``static_costs``), through :mod:`space._tf`, so ``import space``
+stays light.
 """
 
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from space.spec import (  # noqa: E402
+from space.quant import QUANT_POLICIES, SEARCHED_QUANT_MODES, QuantPolicy, quant_policy
+from space.spec import (
     BLOCK_KINDS,
     DEPTH_RANGE,
     DILATION_CHOICES,
@@ -22,6 +20,7 @@ from space.spec import (  # noqa: E402
 _LAZY = {
     "build": "space.model",
     "transfer_weights": "space.model",
+    "grouped_kernel": "space.model",
     "static_costs": "space.model",
     "StaticCosts": "space.model",
     "to_tflite": "space.convert",
@@ -43,6 +42,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "BLOCK_KINDS", "DEPTH_RANGE", "DILATION_CHOICES", "GROUP_CHOICES", "QUANT_MODES",
-    "CandidateSpec", "QuantSpec", "StageSpec", *_LAZY,
+    "BLOCK_KINDS", "DEPTH_RANGE", "DILATION_CHOICES", "GROUP_CHOICES", "QUANT_MODES", "QUANT_POLICIES",
+    "SEARCHED_QUANT_MODES", "CandidateSpec", "QuantPolicy", "QuantSpec", "StageSpec", "quant_policy", *_LAZY,
 ]

@@ -1,7 +1,9 @@
-"""TensorFlow with tf-keras (Keras 2), imported on first use.
+"""TensorFlow with tf-keras (Keras 2), imported on first use: the one door to TensorFlow.
 
 tensorflow-model-optimization works only with tf-keras, so ``TF_USE_LEGACY_KERAS=1`` must be set
-before TensorFlow is first imported; every package ``__init__`` sets it too.
+before TensorFlow is first imported. Every TensorFlow, tf-keras and tfmot import of nas-lite goes
+through this module (``tensorflow()``, ``keras()``, or importing it first), which sets it when
+imported; worker subprocesses and ``python -m search`` reach TensorFlow the same way.
 """
 
 import os

@@ -11,27 +11,18 @@ from space.spec import QuantSpec
 def to_tflite(model, quant: QuantSpec | str = "float32", calibration: np.ndarray | None = None) -> bytes:
     """Convert a (stripped) tf-keras model to TFLite bytes.
 
-    ``calibration``: float images shaped like the model input, needed by the integer modes; the
-    first ``quant.calibration_images`` are used. For ``int8-qat`` pass the QAT-trained model (its
-    quantization parameters come from training; calibration images are still required by the
-    converter); an un-annotated model is quantized post-training instead, which is how an
+    ``calibration``: float images shaped like the model input, needed by the modes whose policy
+    ``calibrates``; the first ``quant.calibration_images`` are used. For a QAT mode (``int8-qat``)
+    pass the QAT-trained model (its quantization parameters come from training; calibration images
+    are still required by the converter); an un-annotated model is quantized post-training instead, which is how an
     untrained candidate is timed before any training is spent.
     """
     quant = QuantSpec(mode=quant) if isinstance(quant, str) else quant
     tf = _tf.tensorflow()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([_inference_function(model)])
-    if quant.mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quant.mode == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quant.mode in ("int8", "int16x8", "int8-qat"):
-        # A QAT model keeps the ranges it learned (checked: other data gives the same model), but
-        # TF 2.21's converter refuses TFLITE_BUILTINS_INT8 without a representative dataset.
+    quant.policy.configure(converter, tf)
+    if quant.policy.calibrates:
         converter.representative_dataset = _representative(calibration, quant.calibration_images, quant.mode)
-    if quant.mode in ("int8", "int8-qat"):
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if quant.mode == "int16x8":
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if quant.io_type == "int8":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
@@ -51,7 +42,6 @@ def _inference_function(model):
     return tf.function(lambda images: model(images, training=False)).get_concrete_function(
         tf.TensorSpec(shape, tf.float32, name="image")
     )
-
 
 
 def _representative(calibration, count, mode):

@@ -49,13 +49,14 @@ def transfer_weights(source: "keras.Model", target: "keras.Model") -> "keras.Mod
             continue
         destination = target.get_layer(layer.name)
         if isinstance(layer, MaskedGroupConv2D) and not isinstance(destination, MaskedGroupConv2D):
-            weights = [_block_diagonal(weights[0], layer.mask_groups), *weights[1:]]
+            weights = [grouped_kernel(weights[0], layer.mask_groups), *weights[1:]]
         destination.set_weights(weights)
     return target
 
 
-def _block_diagonal(kernel: np.ndarray, groups: int) -> np.ndarray:
-    """(kh, kw, in, out) dense kernel -> (kh, kw, in/g, out) grouped kernel."""
+def grouped_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """The native ``Conv2D(groups=g)`` kernel of a masked one: (kh, kw, in, out) with ``groups``
+    blocks on its diagonal -> (kh, kw, in/g, out), the blocks side by side."""
     in_group, out_group = kernel.shape[2] // groups, kernel.shape[3] // groups
     blocks = [kernel[:, :, g * in_group:(g + 1) * in_group, g * out_group:(g + 1) * out_group] for g in range(groups)]
     return np.concatenate(blocks, axis=3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from space.quant import SEARCHED_QUANT_MODES
 from space.spec import (
     BLOCK_KINDS,
     DEPTH_RANGE,
@@ -42,7 +43,7 @@ class SearchSpace:
     dilations: tuple[int, ...] = DILATION_CHOICES
     depths: tuple[int, ...] = (3, 4)
     base_widths: tuple[int, ...] = (8, 12, 16)
-    quant_modes: tuple[str, ...] = ("float32", "dynamic", "float16", "int8")
+    quant_modes: tuple[str, ...] = SEARCHED_QUANT_MODES
     sparsities: tuple[float, ...] = (0.0,)
     input_sizes: tuple[int, ...] | None = None  # None: the data's size, not searched
     mirror_decoder: bool = True

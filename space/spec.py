@@ -11,14 +11,15 @@ import dataclasses
 import json
 from typing import Any
 
+from space.quant import QUANT_MODES  # noqa: F401  (re-exported: the names the spec accepts)
+from space.quant import NO_QUANTIZATION, QUANT_POLICIES, QuantPolicy, quant_policy
+
 BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle")
 GROUPED_KINDS = ("group", "shuffle")  # kinds whose group count is a real choice
 GROUP_CHOICES = (1, 2, 4, 8)
 DILATION_CHOICES = (1, 2, 4)
 DEPTH_RANGE = (3, 5)
 
-QUANT_MODES = ("float32", "dynamic", "float16", "int8", "int16x8", "int8-qat")
-INTEGER_MODES = ("int8", "int16x8", "int8-qat")  # modes that need calibration or QAT
 IO_TYPES = ("float32", "int8")
 
 
@@ -68,19 +69,33 @@ class QuantSpec:
     the integer modes (``float32`` keeps float I/O with quantize/dequantize at the edges).
     """
 
-    mode: str = "float32"
+    mode: str = NO_QUANTIZATION
     calibration_images: int = 64
     io_type: str = "float32"
 
     def __post_init__(self):
-        if self.mode not in QUANT_MODES:
-            raise ValueError(f"quant.mode: unknown mode {self.mode!r}; choose one of {_choices(QUANT_MODES)}")
+        policy = quant_policy(self.mode)
         if self.io_type not in IO_TYPES:
             raise ValueError(f"quant.io_type: {self.io_type!r} is not allowed; choose one of {_choices(IO_TYPES)}")
-        if self.io_type == "int8" and self.mode not in ("int8", "int8-qat"):
-            raise ValueError(f"quant.io_type: int8 input/output needs mode int8 or int8-qat, not {self.mode!r}")
-        if self.mode in INTEGER_MODES and self.calibration_images < 1:
+        if self.io_type == "int8" and not policy.integer_io:
+            modes = " or ".join(name for name, p in QUANT_POLICIES.items() if p.integer_io)
+            raise ValueError(f"quant.io_type: int8 input/output needs mode {modes}, not {self.mode!r}")
+        if policy.calibrates and self.calibration_images < 1:
             raise ValueError(f"quant.calibration_images: mode {self.mode!r} needs at least 1, got {self.calibration_images}")
+
+    @property
+    def policy(self) -> QuantPolicy:
+        """How this mode converts and trains (:mod:`space.quant`)."""
+        return quant_policy(self.mode)
+
+    @property
+    def for_training(self) -> "QuantSpec":
+        """The part of these settings that training depends on: QAT's mode, else no quantization.
+
+        Two specs whose ``for_training`` agree train to the same weights (same seed), so one
+        trained model serves both.
+        """
+        return QuantSpec(self.mode if self.policy.trains_aware else NO_QUANTIZATION)
 
     @property
     def label(self) -> str:

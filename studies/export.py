@@ -22,7 +22,6 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from studies import pareto
 from studies.front import TrialPoint, front, study_points
 from studies.metrics import METRICS
+from studies.files import write_atomically
 
 SIDECAR_FORMAT = "nas-lite-export/1"
 NORMALISATION = "float images scaled to [0, 1] (pixel / 255), NHWC, batch 1"
@@ -189,18 +189,6 @@ def check_output(output: str | os.PathLike) -> Path:
     return output
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, then rename)."""
-    handle, temporary = tempfile.mkstemp(dir=path.absolute().parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def nas_lite_version() -> str:
     """The installed nas-lite version, or ``"unknown"`` (commands pass ``search.__version__``)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -243,6 +231,6 @@ def export(
         study, point, tflite, store.measurements(point.trial_id),
         version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final,
     )
-    _write(output, tflite)
-    _write(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
+    write_atomically(output, tflite)
+    write_atomically(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
     return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from studies import figures, pages, views
+from studies.files import write_atomically
 
 REPORT_TABLES = (
     '<section><h2>Pareto front <span class="muted">best Dice first</span></h2>'
@@ -57,7 +58,7 @@ def write_report(url: str, output: str | os.PathLike, study: str | None = None) 
         text = build_report(load_study(storage, study), storage_url(storage))
     finally:
         storage.engine.dispose()
-    _write_atomically(path, text)
+    write_atomically(path, text.encode("utf-8"))
     return path
 
 
@@ -67,13 +68,3 @@ def _checked_output(path: Path) -> Path:
     if not path.absolute().parent.is_dir():
         raise FileNotFoundError(f"-o {path}: folder {path.absolute().parent} does not exist; create it or choose another path")
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.absolute().parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

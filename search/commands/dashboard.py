@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from studies.dashboard import serve
+    from studies.web import serve
 
     serve(args.storage, study=args.study, host=args.host, port=args.port)
     return 0

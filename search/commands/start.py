@@ -82,7 +82,7 @@ def run(args):
 
     from search.config import default_study_name, read_toml, resolve
     from search.loop import run_search
-    from search.progress import Reporter
+    from search.progress import make_reporter
 
     flags = {key: getattr(args, key) for key in OPTION_KEYS}
     flags["device_token"] = flags["device_token"] or os.environ.get("NAS_LITE_DEVICE_TOKEN")
@@ -96,7 +96,7 @@ def run(args):
         config = config.replace(study=default_study_name())
     if args.resume:
         _check_exists(config)
-    reporter = Reporter("json" if args.json else "quiet" if args.quiet else "bar")
+    reporter = make_reporter("json" if args.json else "quiet" if args.quiet else "bar")
     run_search(config, explicit, reporter)
 
 

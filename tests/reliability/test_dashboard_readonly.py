@@ -48,7 +48,7 @@ def targets() -> dict[str, list[str]]:
 
 
 def test_no_endpoint_and_no_method_changes_the_database(database):
-    from studies.dashboard import ROUTES
+    from studies.web.routes import ROUTES
 
     path, url = database
     before = rows_digest(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from studies.dashboard import make_server
+from studies.web import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -31,7 +31,7 @@ def running_dashboard(url: str, **options):
     finally:
         server.shutdown()
         server.server_close()
-        server.dashboard.close()
+        server.app.close()
         thread.join(timeout=5)
 
 
