@@ -250,7 +250,7 @@ def hypervolume(
     ``value / ref``. Candidates worse than the reference in any metric add nothing. Uses Optuna's
     exact hypervolume (WFG); ``reference`` defaults to :func:`default_reference`.
     """
-    from optuna._hypervolume import compute_hypervolume
+    from studies.optuna_internals import compute_hypervolume
 
     points = list(points)
     names = _metrics(metrics, points)
