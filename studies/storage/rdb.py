@@ -142,7 +142,8 @@ def open_storage(
     turns the heartbeat off. Errors: ``ValueError`` with one line (see :mod:`studies.storage`).
     """
     parsed = database_url(url, create=create)
-    check_database(parsed, create=create)
+    if "version_info" not in check_database(parsed, create=create) and not create:
+        raise FileNotFoundError(f"{shown(url)} holds no study yet; run 'search start' first, or pass --storage URL of another database")
     beat = heartbeat_interval if create else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

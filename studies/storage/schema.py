@@ -16,19 +16,19 @@ _MARKERS = (records.SchemaVersion.__tablename__, "version_info")
 """Tables only a nas-lite (or Optuna) database has: with one of them, extra tables are tolerated."""
 
 
-def check_database(parsed: sqlalchemy.URL, *, create: bool = True) -> int | None:
-    """The ``naslite_`` schema version of the database (``None`` if it has none yet), read without writing.
+def check_database(parsed: sqlalchemy.URL, *, create: bool = True) -> frozenset[str]:
+    """The names of the database's tables, read without writing (none for a new file).
 
     ``ValueError`` (one line) for a file that is not a SQLite database, one of another application,
-    or one written by a newer nas-lite; for a reader (``create=False``) also one whose tables need an
-    upgrade, and a ``FileNotFoundError`` when it holds no study yet.
+    or one written by a newer nas-lite; for a reader (``create=False``) also one whose ``naslite_``
+    tables need an upgrade.
     """
     if parsed.drivername.startswith("sqlite") and create and not _exists(parsed):
-        return None  # a new file: nothing to check, nothing to keep
+        return frozenset()  # a new file: nothing to check, nothing to keep
     engine = sqlalchemy.create_engine(connect_url(parsed, create=False), **engine_kwargs(parsed, create=False))
     try:
         with engine.connect() as connection:
-            tables = set(sqlalchemy.inspect(connection).get_table_names())
+            tables = frozenset(sqlalchemy.inspect(connection).get_table_names())
             _check_owner(parsed, tables)
             version = _version(connection) if records.SchemaVersion.__tablename__ in tables else None
     except sqlalchemy.exc.DatabaseError as error:
@@ -38,11 +38,9 @@ def check_database(parsed: sqlalchemy.URL, *, create: bool = True) -> int | None
     where = parsed.render_as_string(hide_password=True)
     if version is not None and version > records.SCHEMA_VERSION:
         raise _too_new(where, version)
-    if not create and "version_info" not in tables:
-        raise FileNotFoundError(f"{where} holds no study yet; run 'search start' first, or pass --storage URL of another database")
     if not create and version is not None and version < records.SCHEMA_VERSION:
         raise ValueError(f"{where} holds results of schema {version}; run 'search start --storage URL' once to upgrade it, then read it")
-    return version
+    return tables
 
 
 def _too_new(where: str, version: int) -> ValueError:

@@ -153,6 +153,6 @@ def test_postgres_round_trip(postgres_url):
         assert store.measurements(trial_id)[0]["stats"] == {"p50_ms": 1.5}
         assert store.previews(trial_id) == [(b"a", b"b", b"c")]
     assert name in [info.name for info in storage.list_studies(url)]
-    loaded = storage.load_study(url, name)
+    loaded = storage.load_study(opened, name)  # a URL opens read-only; optimize needs the writer
     loaded.optimize(lambda trial: (0.5, 1.0, 1.0), n_trials=1)  # heartbeat path on PostgreSQL
     assert [t.state for t in loaded.trials].count(optuna.trial.TrialState.COMPLETE) == 3
