@@ -25,7 +25,8 @@ from optuna.trial import TrialState
 from studies.optuna_internals import running_trials_without_heartbeat
 from studies.storage.engine import connect_url, engine_kwargs, tune_engine
 from studies.storage.retry import RETRY_SECONDS, is_init_race, retry_locked
-from studies.storage.schema import check_database, ensure_tables, open_error
+from studies import records
+from studies.storage.schema import check_database, empty_tables_for_reading, ensure_tables, open_error
 from studies.storage.urls import DEFAULT_URL, database_url, shown
 
 HEARTBEAT_INTERVAL, GRACE_PERIOD = (int(s) for s in os.environ.get("NAS_LITE_HEARTBEAT", "10,30").split(","))
@@ -171,8 +172,10 @@ def create_engine(url: str, *, create: bool = True) -> sqlalchemy.Engine:
     """An engine on a checked database whose ``naslite_`` tables exist and are current (used by
     :class:`studies.store.ResultStore`). Raises like :func:`open_storage`; ``create=False`` reads only."""
     parsed = database_url(url, create=create)
-    check_database(parsed, create=create)
+    tables = check_database(parsed, create=create)
     engine = sqlalchemy.create_engine(connect_url(parsed, create), **engine_kwargs(parsed, create=create))
+    if not create and engine.dialect.name == "sqlite" and records.SchemaVersion.__tablename__ not in tables:
+        empty_tables_for_reading(engine)
     if create:
         tune_engine(engine)
         try:

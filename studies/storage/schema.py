@@ -95,6 +95,27 @@ def ensure_tables(engine: sqlalchemy.Engine) -> None:
         connection.execute(sqlalchemy.update(records.SchemaVersion).values(version=version, updated=records.utcnow()))
 
 
+def empty_tables_for_reading(engine: sqlalchemy.Engine) -> sqlalchemy.Engine:
+    """Give a SQLite reader's ``engine`` on a database without ``naslite_`` tables empty ones: each
+    connection attaches an in-memory schema that holds them (SQLite looks there after the file), so a
+    reader of a database Optuna alone wrote finds no results instead of failing, and writes nothing."""
+    from sqlalchemy.schema import CreateTable
+
+    attached = sqlalchemy.MetaData()
+    for table in records.Base.metadata.sorted_tables:
+        table.to_metadata(attached, schema="naslite_empty")
+    statements = [str(CreateTable(table).compile(dialect=engine.dialect)) for table in attached.sorted_tables]
+
+    def attach(dbapi_connection, connection_record) -> None:
+        dbapi_connection.execute("ATTACH DATABASE ':memory:' AS naslite_empty")
+        for statement in statements:
+            dbapi_connection.execute(statement)
+        dbapi_connection.execute("PRAGMA query_only = ON")  # a reader's write fails here too, never vanishes
+
+    sqlalchemy.event.listen(engine, "connect", attach)
+    return engine
+
+
 def open_error(parsed: sqlalchemy.URL, error: Exception) -> ValueError:
     """The one-line ``ValueError`` for a database that could not be opened."""
     reason = str(getattr(error, "orig", error)).strip().splitlines()[0] if str(error).strip() else type(error).__name__
