@@ -92,8 +92,8 @@ class NasLiteStorage(RDBStorage):
             self.record_heartbeat(trial_id)
         return _again(super().set_trial_state_values, trial_id, state, values)
 
-    def _set_trial_param(self, trial_id, param_name, param_value_internal, distribution, previous_trial):
-        return _again(super()._set_trial_param, trial_id, param_name, param_value_internal, distribution, previous_trial)
+    def _set_trial_param(self, trial_id, param_name, param_value_internal, distribution, previous_distribution):
+        return _again(super()._set_trial_param, trial_id, param_name, param_value_internal, distribution, previous_distribution)
 
     def set_trial_intermediate_value(self, trial_id, step, intermediate_value):
         return _again(super().set_trial_intermediate_value, trial_id, step, intermediate_value)
