@@ -33,16 +33,17 @@ def engine_kwargs(parsed: sqlalchemy.URL, *, create: bool = True) -> dict[str, A
     return {"pool_pre_ping": True, "connect_args": {"options": "-c default_transaction_read_only=on"}}
 
 
-def reader_url(parsed: sqlalchemy.URL) -> sqlalchemy.URL:
-    """``parsed`` opened so that nothing can be written: SQLite's ``mode=ro`` (see the module docstring)."""
-    if not parsed.drivername.startswith("sqlite"):
+def connect_url(parsed: sqlalchemy.URL, create: bool) -> sqlalchemy.URL:
+    """The URL a writer (``create``) or a reader connects with: for a SQLite reader, the file opened
+    with ``mode=ro`` (see the module docstring); other URLs as they are."""
+    if create or not parsed.drivername.startswith("sqlite"):
         return parsed
     path = Path(parsed.database).absolute()
     flags = "mode=ro"
     wal, shm, _ = journal_files(path)
     if not os.access(path.parent, os.W_OK) and not (wal.exists() and shm.exists()):
         flags += "&immutable=1"
-    return parsed.set(database=f"file:{quote(str(path))}?{flags}", query={"uri": "true"})
+    return parsed.set(database=f"file:{quote(str(path))}?{flags}").update_query_dict({"uri": "true"})
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
@@ -65,8 +66,3 @@ def tune_engine(engine: sqlalchemy.Engine) -> sqlalchemy.Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         engine.dispose()
     return engine
-
-
-def connect_url(parsed: sqlalchemy.URL, create: bool) -> sqlalchemy.URL:
-    """The URL a writer (``create``) or a reader connects with."""
-    return parsed if create else reader_url(parsed)
