@@ -125,9 +125,10 @@ def _top_up(study, config: SearchConfig) -> None:
     import optuna
 
     from studies.locks import storage_lock
+    from studies.optuna_internals import fail_stale_trials
 
     with storage_lock(config.storage, f"budget:{config.study}"):
-        _fail_stale(study)
+        fail_stale_trials(study)
         trials = counted(study.get_trials(deepcopy=False))
         missing = config.budget - len(trials)
         if config.enqueue_presets:
@@ -156,16 +157,6 @@ def _preset_names() -> list[str]:
     from space.presets import PRESETS
 
     return list(PRESETS)
-
-
-def _fail_stale(study) -> None:
-    import warnings
-
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        optuna.storages.fail_stale_trials(study)
 
 
 def _remove_orphans() -> None:

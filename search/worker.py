@@ -30,7 +30,7 @@ def main(job_path: str) -> int:
 def run_worker(config, data_path: str, index: int, deadline: float | None = None) -> None:
     import optuna
 
-    from search.loop import _fail_stale
+    from studies.optuna_internals import fail_stale_trials, pop_waiting_trial_id
     from search.samplers import make_sampler
     from search.trial import evaluate
 
@@ -40,8 +40,8 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     study = _load_study(config, index)
     context = _context(config, data_path)
     while deadline is None or time.time() < deadline:
-        _fail_stale(study)
-        trial_id = study._pop_waiting_trial_id()
+        fail_stale_trials(study)
+        trial_id = pop_waiting_trial_id(study)
         if trial_id is None:
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
@@ -59,13 +59,13 @@ def _run_trial(study, trial, context, evaluate, idle_since: float) -> float:
     """Evaluate ``trial`` and tell the study; returns when the evaluation ended. The worker's time
     since the previous one ended (storage, memory release, start-up) is recorded as ``seconds_before``."""
     import optuna
-    from optuna.storages._heartbeat import get_heartbeat_thread
+    from studies.optuna_internals import heartbeat_thread
 
     from search.trial import front_members
 
     trial.set_user_attr("seconds_before", round(time.perf_counter() - idle_since, 3))
     trial.set_user_attr("dice_history", [])
-    with get_heartbeat_thread(trial._trial_id, study._storage):
+    with heartbeat_thread(trial._trial_id, study._storage):
         state, values = optuna.trial.TrialState.COMPLETE, None
         try:
             values = evaluate(trial, context, lambda: front_members(study))

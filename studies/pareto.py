@@ -78,7 +78,7 @@ def hypervolume(
     ``value / ref``. Candidates worse than the reference in any metric add nothing. Uses Optuna's
     exact hypervolume (WFG); ``reference`` defaults to :func:`default_reference`.
     """
-    from optuna._hypervolume import compute_hypervolume
+    from studies.optuna_internals import compute_hypervolume
 
     points = list(points)
     names = metrics_for(points, metrics)

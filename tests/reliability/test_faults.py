@@ -170,6 +170,7 @@ def worker_job(tmp_path, study: str, budget: int, nan_pixel: bool = False):
     """A study topped up with ``budget`` WAITING trials and the job file of ``python -m search.worker``,
     made by the coordinator's own functions; the training images get a NaN pixel if asked."""
     import numpy as np
+    import optuna
 
     from evaluators.data import Dataset, load_dataset
     from search.config import SearchConfig
@@ -182,7 +183,7 @@ def worker_job(tmp_path, study: str, budget: int, nan_pixel: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning for metric names
         _create_study(config, open_storage(url))
-    _top_up(load_study(tmp_path / "studies.db", study), config)
+    _top_up(optuna.load_study(study_name=study, storage=open_storage(url)), config)  # a writer: load_study reads only
     clean = load_dataset("synthetic", 32, synthetic_count=20)
     images = clean.train_images.copy()
     if nan_pixel:

@@ -75,6 +75,58 @@ def test_newer_schema_is_refused_and_data_kept(tmp_path):
         assert connection.execute(sqlalchemy.text("select count(*) from trials")).scalar() == 1
 
 
+def _schema_version(url: str) -> int:
+    engine = sqlalchemy.create_engine(url)
+    with engine.connect() as connection:
+        version = connection.execute(sqlalchemy.text("select version from naslite_schema")).scalar()
+    engine.dispose()
+    return version
+
+
+def test_older_schema_is_upgraded_by_upgrades_and_readers_leave_it_alone(tmp_path, monkeypatch):
+    """A database of the current version, opened by a nas-lite one version newer whose ``UPGRADES``
+    brings it up: readers refuse it unchanged; the first writer upgrades it once, keeping the data."""
+    path = tmp_path / "studies.db"
+    url = f"sqlite:///{path}"
+    make_study(storage.open_storage(url), "s", [(0.8, 10.0, 100.0)])
+    with ResultStore(url) as store:
+        store.save_artifact(1, "s", 0, b"model")
+    old = records.SCHEMA_VERSION
+    calls = []
+
+    def upgrade(connection):
+        calls.append(old)
+        connection.execute(sqlalchemy.text("create table naslite_upgraded (id integer primary key)"))
+
+    monkeypatch.setattr(records, "SCHEMA_VERSION", old + 1)
+    monkeypatch.setitem(records.UPGRADES, old, upgrade)
+    before = rows_digest(path)
+    with pytest.raises(ValueError, match=f"schema {old}; run 'search start --storage URL' once to upgrade it"):
+        storage.load_study(url, "s")
+    with pytest.raises(ValueError, match="once to upgrade it"):
+        ResultStore(url, create=False)
+    assert rows_digest(path) == before and not calls
+
+    storage.open_storage(url)
+    assert calls == [old] and _schema_version(url) == old + 1
+    with ResultStore(url, create=False) as store:
+        assert store.artifact(1) == b"model"
+    assert storage.load_study(url, "s").trials[0].values == [0.8, 10.0, 100.0]
+    storage.open_storage(url)
+    assert calls == [old]  # current now: opening again upgrades nothing
+
+
+def test_older_schema_without_an_upgrade_is_refused_and_kept(tmp_path, monkeypatch):
+    path = tmp_path / "studies.db"
+    url = f"sqlite:///{path}"
+    make_study(storage.open_storage(url), "s", [(0.8, 10.0, 100.0)])
+    monkeypatch.setattr(records, "SCHEMA_VERSION", records.SCHEMA_VERSION + 1)
+    before = rows_digest(path)
+    with pytest.raises(ValueError, match="cannot be upgraded by this nas-lite"):
+        storage.open_storage(url)
+    assert rows_digest(path) == before
+
+
 def test_store_round_trip(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     tflite = TINY_TFLITE.read_bytes()
@@ -153,6 +205,6 @@ def test_postgres_round_trip(postgres_url):
         assert store.measurements(trial_id)[0]["stats"] == {"p50_ms": 1.5}
         assert store.previews(trial_id) == [(b"a", b"b", b"c")]
     assert name in [info.name for info in storage.list_studies(url)]
-    loaded = storage.load_study(url, name)
+    loaded = storage.load_study(opened, name)  # a URL opens read-only; optimize needs the writer
     loaded.optimize(lambda trial: (0.5, 1.0, 1.0), n_trials=1)  # heartbeat path on PostgreSQL
     assert [t.state for t in loaded.trials].count(optuna.trial.TrialState.COMPLETE) == 3

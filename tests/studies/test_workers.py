@@ -12,6 +12,7 @@ import time
 import optuna
 
 from studies import METRICS, storage
+from studies.optuna_internals import pop_waiting_trial_id
 from studies.store import ResultStore
 from tests.conftest import ROOT
 
@@ -28,6 +29,7 @@ WORKER = textwrap.dedent("""
     while time.time() < start_at:
         time.sleep(0.005)
     study = optuna.create_study(storage=opened, study_name=name, directions=list(METRICS.values()), load_if_exists=True)
+    study.set_metric_names(list(METRICS))  # both workers write the same study attribute at once
     store = ResultStore(url)
 
     def objective(trial):
@@ -78,7 +80,7 @@ def test_running_trial_that_never_beat_is_failed_and_retried(tmp_path):
     opened = storage.open_storage(url, heartbeat_interval=1, grace_period=2)
     study = optuna.create_study(study_name="s", storage=opened, directions=list(METRICS.values()))
     study.enqueue_trial({"x": 0.25})
-    trial_id = study._pop_waiting_trial_id()
+    trial_id = pop_waiting_trial_id(study)
     with opened.engine.begin() as connection:  # undo the first beat, as if the kill came in between
         connection.exec_driver_sql(f"delete from trial_heartbeats where trial_id = {trial_id}")
     optuna.storages.fail_stale_trials(study)
@@ -99,7 +101,7 @@ def test_first_beat_comes_before_the_trial_is_running(tmp_path):
     states_at_beat = []
     beat = opened.record_heartbeat
     opened.record_heartbeat = lambda trial_id: (states_at_beat.append(opened.get_trial(trial_id).state.name), beat(trial_id))
-    study._pop_waiting_trial_id()
+    pop_waiting_trial_id(study)
     assert states_at_beat[0] == "WAITING"  # so a kill between the two steps never leaves a silent RUNNING trial
 
 
@@ -113,7 +115,7 @@ def test_two_workers_on_one_sqlite_file(tmp_path):
         assert "locked" not in err and out.strip() == "done"
     study = optuna.load_study(study_name="shared", storage=storage.open_storage(url))
     assert [t.state.name for t in study.trials].count("COMPLETE") == 30 and len(study.trials) == 30
-    assert study.metric_names is None or list(study.metric_names) == list(METRICS)
+    assert study.metric_names == list(METRICS)
     with ResultStore(url) as store:
         assert len(store.artifact_trial_ids("shared")) == 30
         assert all(len(store.measurements(t._trial_id)) == 1 for t in study.trials)
