@@ -157,11 +157,18 @@ def metrics_for(points: Sequence[TrialPoint], metrics: Iterable[str] | None = No
     return metric_names(metrics)
 
 
-def candidates(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:
-    """The COMPLETE, feasible points that have every metric in ``metrics``."""
+def superseded(points: Iterable[TrialPoint]) -> set[int]:
+    """The trials a completed trial went on from (its ``parent``: a lower rung of the same candidate)."""
+    return {p.attrs["parent"] for p in points if p.complete and p.attrs.get("parent") is not None}
+
+
+def candidates(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None, *, latest: bool = True) -> list[TrialPoint]:
+    """The COMPLETE, feasible points that have every metric in ``metrics``; with ``latest``, only
+    each candidate's highest completed rung (see :mod:`search.rungs`)."""
     points = list(points)
     names = metrics_for(points, metrics)
-    return [p for p in points if p.complete and p.feasible and all(m in p.values for m in names)]
+    gone = superseded(points) if latest else set()
+    return [p for p in points if p.complete and p.feasible and all(m in p.values for m in names) and p.number not in gone]
 
 
 def uncertainty(point: TrialPoint, metric: str) -> float:
@@ -210,6 +217,21 @@ def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) ->
         (p for p in pool if not any(dominates(q, p, names) for q in pool)),
         key=lambda p: p.number,
     )
+
+
+def nondominated_ranks(points: Sequence[TrialPoint], metrics: Sequence[str]) -> list[int]:
+    """Each point's rank in non-dominated sorting (as in NSGA-II and MOASHA): 0 for the front of
+    ``points``, 1 for the front of the rest, and so on; every point must have every metric."""
+    ranks = [-1] * len(points)
+    rank, left = 0, set(range(len(points)))
+    while left:
+        layer = {i for i in left if not any(dominates(points[j], points[i], metrics) for j in left if j != i)}
+        layer = layer or set(left)  # tolerant dominance can cycle: what is left then shares a rank
+        for i in layer:
+            ranks[i] = rank
+        left -= layer
+        rank += 1
+    return ranks
 
 
 def front_trials(trials, objectives: Sequence[str]) -> list:

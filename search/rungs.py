@@ -1,0 +1,80 @@
+"""Rungs: asynchronous successive halving with a Pareto-aware promotion rule (as Syne Tune's MOASHA).
+
+``--rungs 2,6,18`` trains every sampled candidate for 2 epochs; whenever a worker is free it first
+promotes, and only then takes a new candidate: at each rung below the top, the best ``1/eta`` of
+the candidates that completed it (non-dominated sorting of Dice at that rung, latency and size;
+within a rank, the higher Dice) go on to the next rung, from their stored weights and optimizer
+state, on a learning-rate schedule that spans the last rung's epochs (so 2 -> 6 -> 18 trains as
+one 18-epoch run would).
+
+Storage: one Optuna trial per candidate and rung. A promoted trial has its parent's parameters
+(the sampler learns from every rung) and the user attributes ``rung`` (its index), ``parent``
+(the trial number it goes on from) and ``candidate`` (the trial number of the candidate's first
+rung). A candidate's figures are those of its highest completed rung: a trial with a completed
+child is ``superseded`` and left off the front (:func:`studies.front.candidates`).
+
+The budget counts candidates, that is trials of the first rung; promotions come on top of it.
+A promotion is claimed once: under the storage-wide lock, as a RUNNING trial made for the worker
+that claimed it (a worker killed mid-promotion leaves a stale trial that is failed and retried
+like any other).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from studies.front import TrialPoint, candidates, nondominated_ranks
+
+ETA = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Rungs:
+    """The epochs a candidate has trained for at the end of each rung (increasing), and ``eta``."""
+
+    epochs: tuple[int, ...]
+    eta: int = ETA
+
+    def __post_init__(self):
+        if not self.epochs or any(e < 1 for e in self.epochs) or list(self.epochs) != sorted(set(self.epochs)):
+            raise ValueError(f"rungs: give increasing epochs, such as 2,6,18; got {','.join(map(str, self.epochs))}")
+        if self.eta < 2:
+            raise ValueError(f"eta: must be at least 2, got {self.eta}")
+
+    @property
+    def horizon(self) -> int:
+        """The epochs of the last rung: the length of every candidate's learning-rate schedule."""
+        return self.epochs[-1]
+
+    def stage(self, rung: int) -> tuple[int, int]:
+        """``(epochs done before, epochs to train)`` at ``rung``."""
+        before = self.epochs[rung - 1] if rung else 0
+        return before, self.epochs[rung] - before
+
+
+def rung_of(point: TrialPoint) -> int:
+    return int(point.attrs.get("rung", 0))
+
+
+def promotions(points: list[TrialPoint], rungs: Rungs, metrics) -> list[TrialPoint]:
+    """The candidates due for promotion now, the highest rung first, best first within a rung."""
+    claimed = {p.attrs.get("parent") for p in points if p.attrs.get("parent") is not None}
+    due = []
+    for rung in reversed(range(len(rungs.epochs) - 1)):
+        done = [p for p in candidates(points, metrics, latest=False) if rung_of(p) == rung]
+        best = _ranked(done, metrics)[: len(done) // rungs.eta]
+        due += [p for p in best if p.number not in claimed]
+    return due
+
+
+def _ranked(points: list[TrialPoint], metrics) -> list[TrialPoint]:
+    ranks = nondominated_ranks(points, metrics)
+    order = sorted(range(len(points)), key=lambda i: (ranks[i], -points[i].values.get("dice", 0.0), points[i].number))
+    return [points[i] for i in order]
+
+
+def child_attrs(parent: TrialPoint) -> dict:
+    """The user attributes a promoted trial starts with."""
+    carried = {key: parent.attrs[key] for key in ("preset", "preset_params") if key in parent.attrs}
+    return {**carried, "rung": rung_of(parent) + 1, "parent": parent.number,
+            "candidate": parent.attrs.get("candidate", parent.number)}
