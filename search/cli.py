@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 
 from search import __version__
 
@@ -19,7 +20,21 @@ COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", 
 INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Lines break between words only: never inside an option such as --enqueue-presets."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
     def error(self, message):
         self.exit(2, f"search: error: {message} (see '{self.prog} --help')\n")
 

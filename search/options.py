@@ -282,11 +282,11 @@ def _shown(value) -> str:
 def continuing_text() -> str:
     """What continuing a study does with each role, for ``search start --help``."""
     def flags(role):
-        return ", ".join(BY_NAME[name].option_string for name in BY_NAME if name in KEYS_OF[role])
+        return ", ".join(BY_NAME[name].option_string for name in BY_NAME if name in KEYS_OF[role] - {"study", "storage"})
 
-    return (f"Starting an existing study continues it with the settings it was made with. These define it and "
-            f"cannot change: {flags(STUDY)}. These may change and are kept when not given: {flags(KEPT)} (a "
-            f"lower --budget withdraws waiting trials beyond it). These apply to one run: {flags(RUN)}.")
+    return ("Starting an existing study continues it with the settings it was made with: an option that defines it, "
+            f"given with another value, is refused. These may change and are kept when not given: {flags(KEPT)} (a "
+            f"lower --budget withdraws the waiting trials beyond it). These apply to one run: {flags(RUN)}.")
 
 
 # -- the TOML file --------------------------------------------------------------------------------
