@@ -17,6 +17,7 @@ import textwrap
 from search import __version__
 
 COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "predict")
+TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
 INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
@@ -53,6 +54,8 @@ class ArgumentParser(argparse.ArgumentParser):
             if word == "--" or (self._subparsers is not None and not word.startswith("-")):
                 return  # the rest are values, or the command's own, which its parser checks
             name = word.split("=", 1)[0]
+            if name in TOP_LEVEL and name not in known:
+                self.error(f"{name} goes before the command: {self.prog.replace(' ', f' {name} ', 1)} ...")
             if name.startswith("--") and not any(string.startswith(name) for string in known):
                 self.error(f"unknown option {name}{did_you_mean(name, known)}")
 

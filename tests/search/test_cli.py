@@ -36,6 +36,7 @@ def test_every_command_answers_help(command, capsys):
     (("agent", "serve", "--hots", "h"), "search: error: unknown option --hots; did you mean --host? (see 'search agent serve --help')"),
     (("--degub", "space"), "search: error: unknown option --degub; did you mean --debug? (see 'search --help')"),
     (("space", "--zzz"), "search: error: unknown option --zzz (see 'search space --help')"),
+    (("start", "--debug"), "search: error: --debug goes before the command: search --debug start ... (see 'search start --help')"),
 ])
 def test_a_misspelt_option_is_named_with_the_closest_one(words, line, capsys):
     with pytest.raises(SystemExit) as done:
