@@ -12,16 +12,52 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import textwrap
 
 from search import __version__
 
 COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "predict")
+TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
 INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Lines break between words only: never inside an option such as --enqueue-presets."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+                             break_on_hyphens=False)
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
     def error(self, message):
         self.exit(2, f"search: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        self._check_spelling(args)
+        return super().parse_known_args(args, namespace)
+
+    def _check_spelling(self, args: list[str]) -> None:
+        """An unknown ``--option`` is named first, with the closest known one: before argparse's own
+        checks, which would report a required option missing or the unknown one without a hint."""
+        from search.options import did_you_mean
+
+        known = [string for action in self._actions for string in action.option_strings]
+        for word in args:
+            if word == "--" or (self._subparsers is not None and not word.startswith("-")):
+                return  # the rest are values, or the command's own, which its parser checks
+            name = word.split("=", 1)[0]
+            if name in TOP_LEVEL and name not in known:
+                self.error(f"{name} goes before the command: {self.prog.replace(' ', f' {name} ', 1)} ...")
+            if name.startswith("--") and not any(string.startswith(name) for string in known):
+                self.error(f"unknown option {name}{did_you_mean(name, known)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,19 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow's logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     for name in COMMANDS:
-        module = _command_module(name)
-        if module is not None:
-            module.register(subparsers)
+        importlib.import_module(f"search.commands.{name}").register(subparsers)
     return parser
-
-
-def _command_module(name):
-    try:
-        return importlib.import_module(f"search.commands.{name}")
-    except ModuleNotFoundError as error:
-        if error.name == f"search.commands.{name}":
-            return None  # a command not built yet
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

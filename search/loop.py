@@ -24,6 +24,7 @@ from search.config import SearchConfig, merge_with_stored
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 TEMP_PREFIX = "nas-lite-"
+WITHDRAWN = "withdrawn"  # the system attribute of a WAITING trial a lower budget took back
 
 
 def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
@@ -49,8 +50,8 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     if not exists:
         _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)
+    _top_up(study, config)  # first: trials it withdraws are not reported as failed
     reporter.begin(study, config, data)
-    _top_up(study, config)
     _remove_orphans()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
         (Path(folder) / "owner").write_text(str(os.getpid()))
@@ -115,13 +116,20 @@ def _check_devices(config: SearchConfig) -> None:
 
 
 def counted(trials) -> list:
-    """The trials that count against the budget: all but failed trials that were retried."""
+    """The trials that count against the budget: all but failed trials that were retried and
+    trials withdrawn by a lower budget."""
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
-    return [trial for trial in trials if trial.number not in retried]
+    return [trial for trial in trials if trial.number not in retried and not _withdrawn(trial)]
+
+
+def _withdrawn(trial) -> bool:
+    return trial.state.name == "FAIL" and WITHDRAWN in trial.system_attrs
 
 
 def _top_up(study, config: SearchConfig) -> None:
-    """Enqueue WAITING trials (presets first) until the study holds ``config.budget`` trials."""
+    """Make the study hold ``config.budget`` trials: enqueue WAITING ones (presets first) when it
+    holds fewer; when it holds more (continued with a lower budget), withdraw WAITING ones, the
+    newest first, so that no more than asked is run. Trials already run or running stay."""
     import optuna
 
     from studies.locks import storage_lock
@@ -131,6 +139,8 @@ def _top_up(study, config: SearchConfig) -> None:
         fail_stale_trials(study)
         trials = counted(study.get_trials(deepcopy=False))
         missing = config.budget - len(trials)
+        if missing < 0:
+            _withdraw(study, trials, -missing, config.budget)
         if config.enqueue_presets:
             done = {trial.user_attrs.get("preset") for trial in trials}
             for name in [name for name in _preset_names() if name not in done][:max(missing, 0)]:
@@ -138,6 +148,21 @@ def _top_up(study, config: SearchConfig) -> None:
                 missing -= 1
         for _ in range(max(missing, 0)):
             study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+
+
+def _withdraw(study, trials, count: int, budget: int) -> None:
+    """Mark ``count`` WAITING trials withdrawn, then fail them: ``counted`` leaves them out, and no
+    worker pops a failed trial. Marked first, so that a kill in between leaves an ordinary WAITING
+    trial; one another process popped a moment ago is failed under its worker, which drops it."""
+    import optuna
+
+    waiting = [trial for trial in trials if trial.state == optuna.trial.TrialState.WAITING]
+    for trial in sorted(waiting, key=lambda trial: trial.number, reverse=True)[:count]:
+        try:
+            study._storage.set_trial_system_attr(trial._trial_id, WITHDRAWN, f"the budget was lowered to {budget}")
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker ran it to the end meanwhile: it counts
 
 
 def _enqueue_preset(study, config: SearchConfig, name: str) -> None:

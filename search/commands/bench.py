@@ -1,7 +1,7 @@
 """``search bench``: time one .tflite model with the latency protocol, here or on a Pi agent.
 
 Prints median/p10/p90/mean/std/CV, the ops inside and outside the XNNPACK delegate and the peak
-activation memory. ``add_device_options`` and ``device_from`` are shared with ``search start``.
+activation memory.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
+from search.options import CLOCKS, TOKEN_ENV, add_option, csv_of, whole_number
 
 
 def register(subparsers):
@@ -19,10 +19,10 @@ def register(subparsers):
     parser.add_argument("model", type=Path, help="the .tflite file")
     add_device_options(parser)
     group = parser.add_argument_group("protocol")
-    group.add_argument("--warmup", type=_count(0), default=10, help="untimed runs first (default %(default)s)")
-    group.add_argument("--runs", type=_count(1), default=50, help="timed runs, at least (default %(default)s)")
+    group.add_argument("--warmup", type=whole_number(0), default=10, help="untimed runs first (default %(default)s)")
+    group.add_argument("--runs", type=whole_number(1), default=50, help="timed runs, at least (default %(default)s)")
     group.add_argument("--min-seconds", type=float, default=1.0, help="time for at least this long (default %(default)s)")
-    group.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+    group.add_argument("--clock", choices=CLOCKS, default="wall",
                        help="wall: what a user waits for (default); cpu: CPU time of the one LiteRT thread "
                             "(needs --threads 1), steadier on a machine busy with other work")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
@@ -30,20 +30,20 @@ def register(subparsers):
 
 
 def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """The device options of ``search start``, and ``--cpus``."""
     group = parser.add_argument_group("device")
-    group.add_argument("--device", action="append", default=[], metavar="URL",
-                       help="a Pi agent, e.g. http://raspberrypi.local:8765; repeat for a pool of identical boards "
-                            "(default: this machine, in a separate process)")
-    group.add_argument("--device-token", metavar="T", help=f"the agent's token (default: ${TOKEN_ENV})")
-    group.add_argument("--threads", type=_count(1), help="LiteRT threads (default 4; capped at this machine's cores when local)")
-    group.add_argument("--cpus", type=_cpu_list, help="pin local measurements to these CPUs, e.g. 2,3")
+    add_option(group, "devices", shown="this machine, in a separate process")
+    add_option(group, "device_token")
+    add_option(group, "threads", help="LiteRT threads, as on a Pi 4; capped at this machine's cores when local")
+    group.add_argument("--cpus", type=csv_of(int), metavar="C,C", help="pin local measurements to these CPUs, e.g. 2,3")
 
 
 def device_from(args: argparse.Namespace):
     """The :class:`evaluators.devices.Device` the device options ask for."""
     from evaluators.devices import open_devices
 
-    return open_devices(args.device, args.device_token or os.environ.get(TOKEN_ENV), args.threads, args.cpus)
+    cpus = list(args.cpus) if args.cpus else None
+    return open_devices(args.devices, args.device_token or os.environ.get(TOKEN_ENV), args.threads, cpus)
 
 
 def run(args):
@@ -81,23 +81,3 @@ def format_result(model_name: str, result: dict) -> str:
 
 def _op_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} x{count}" for name, count in sorted(counts.items())) or "none"
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{text} must be at least {minimum}")
-        return value
-
-    return parse
-
-
-def _cpu_list(text: str) -> list[int]:
-    try:
-        return [int(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of CPU numbers") from None

@@ -1,16 +1,15 @@
 """``search presets``: the hand-designed variants with parameters, MACs and TFLite size per quant mode."""
 
-from search.commands.options import csv_of, positive_int
+from search.options import add_option, csv_of
 
 DEFAULT_MODES = ("float32", "dynamic", "float16", "int8")
 
 
 def register(subparsers):
     parser = subparsers.add_parser("presets", help="list the hand-designed presets and their costs", description=__doc__)
-    parser.add_argument("--image-size", type=positive_int, default=128, help="input size (default 128)")
-    parser.add_argument("--channels", type=int, choices=(1, 3), default=3)
-    parser.add_argument("--quant-modes", type=csv_of(str), default=DEFAULT_MODES, metavar="M,M",
-                        help=f"quant modes to convert (default {','.join(DEFAULT_MODES)})")
+    add_option(parser, "image_size", concrete=True, default=128)
+    add_option(parser, "channels", concrete=True)
+    add_option(parser, "quant_modes", concrete=True, default=DEFAULT_MODES, help="quant modes to convert")
     parser.add_argument("--names", type=csv_of(str), metavar="P,P", help="only these presets")
     parser.set_defaults(run=run)
 

@@ -6,6 +6,7 @@ Cases already covered elsewhere are listed in tests/reliability/README.md and no
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -139,6 +140,92 @@ def test_image_size_the_depth_cannot_halve_fails_before_any_trial(tmp_path, args
     result = run_cli("start", "--budget", "2", "--data-limit", "20", *args, cwd=tmp_path)
     assert_error(result, 2, *texts)
     assert not (tmp_path / "studies.db").exists()
+
+
+# -- the budget, run keys and --config values (issue 17) ---------------------------------------------
+NO_TRIAL = ("--timeout", "0.001")  # workers start no trial: the deadline passes while they import TensorFlow
+
+
+def states(path, study):
+    """(counted trials by state name, trials withdrawn by a lower budget)."""
+    from search.loop import WITHDRAWN, counted
+
+    trials = load_study(path, study).get_trials(deepcopy=False)
+    kept = counted(trials)
+    names = sorted(t.state.name for t in kept)
+    numbers = {t.number for t in kept}
+    return {name: names.count(name) for name in names}, sum(WITHDRAWN in t.system_attrs for t in trials if t.number not in numbers)
+
+
+def test_a_budget_beyond_the_bound_is_refused_before_anything_is_stored(tmp_path, database):
+    path, url = database
+    before = rows_digest(path)
+    result = run_cli("start", "--budget", "99999999999999999999", "--study", "new", "--storage", url, *QUICK,
+                     cwd=tmp_path, timeout=120)  # it used to insert WAITING rows until killed
+    assert_error(result, 2, "is not a budget", "give 1 to 10,000 trials")
+    assert rows_digest(path) == before
+
+
+def test_a_lower_budget_on_continue_withdraws_the_waiting_trials_beyond_it(tmp_path, database):
+    path, url = database
+    assert start(url, "--budget", "3", *NO_TRIAL, cwd=tmp_path).returncode == 0
+    assert states(path, "new") == ({"WAITING": 3}, 0)
+    result = start(url, "--budget", "1", *NO_TRIAL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert states(path, "new") == ({"WAITING": 1}, 2)  # never more than asked; the two withdrawn are never run
+    assert start(url, "--budget", "2", *NO_TRIAL, cwd=tmp_path).returncode == 0
+    assert states(path, "new") == ({"WAITING": 2}, 2)  # a budget raised again counts from what is left
+
+
+def test_timeout_applies_to_its_run_only(tmp_path, database):
+    """The issue's case: a study started with a budget and --timeout, continued with a lower budget
+    and no --timeout, runs (the timeout used to be stored and applied again: exit 0, nothing run)."""
+    path, url = database
+    assert start(url, "--budget", "2", *NO_TRIAL, cwd=tmp_path).returncode == 0
+    result = run_cli("start", "--study", "new", "--storage", url, "--budget", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts, withdrawn = states(path, "new")
+    assert withdrawn == 1 and sum(counts.values()) == 1 and "WAITING" not in counts and "RUNNING" not in counts
+
+
+@pytest.mark.parametrize("text, texts", [
+    ('budget = "ten"', ("budget: 'ten' is not a whole number", "--budget 50")),
+    ("budget = 3.5", ("budget: 3.5 is not a whole number",)),
+    ("workers = 1.5", ("workers: 1.5 is not a whole number",)),
+    ('timeout = "soon"', ("timeout: 'soon' is not a number",)),
+    ("data-limit = 0", ("data-limit: must be at least 1, got 0",)),
+    ('depths = [3, "four"]', ("depths: 'four' is not a whole number",)),
+    ("budjet = 5", ("unknown key 'budjet'; did you mean budget?",)),
+])
+def test_bad_config_values_are_refused_before_anything_is_stored(tmp_path, database, text, texts):
+    path, url = database
+    (tmp_path / "search.toml").write_text(text + "\n")
+    before = rows_digest(path)
+    assert_error(start(url, "--config", "search.toml", *NO_TRIAL, cwd=tmp_path), 2, "--config search.toml: ", *texts)
+    assert rows_digest(path) == before
+
+
+def test_a_study_stored_with_bad_run_values_continues(tmp_path, database):
+    """Older versions stored unchecked --config values; run keys are not read back, a kept one given
+    again replaces the stored one, and one not given is named with its fix. The stored config is kept."""
+    import optuna
+
+    from search.config import SearchConfig
+
+    path, url = database
+    made = SearchConfig(study="old", storage=url, data_limit=40, image_size=32, epochs=1, depths=(3,), widths=(4,),
+                        threads=1).to_dict()
+    stored = {**made, "budget": 3.5, "workers": 1.5, "timeout": "soon"}
+    study = optuna.create_study(study_name="old", storage=url, directions=SearchConfig().directions)
+    study.set_user_attr("config", stored)
+    before = rows_digest(path)
+    result = run_cli("start", "--study", "old", "--storage", url, *NO_TRIAL, cwd=tmp_path)
+    assert_error(result, 2, "study 'old' was stored with a value this version refuses", "--budget: 3.5", "--budget 50")
+    assert rows_digest(path) == before
+    result = run_cli("start", "--study", "old", "--storage", url, "--budget", "1", *NO_TRIAL, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert states(path, "old") == ({"WAITING": 1}, 0)
+    assert load_study(path, "old").user_attrs["config"] == json.loads(json.dumps(stored))
 
 
 # -- --storage -----------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 import subprocess
 import sys
 
+import pytest
+
+from search.cli import COMMANDS, build_parser
 from space.presets import PRESETS
 from tests.conftest import ROOT
 
@@ -14,8 +17,37 @@ def test_help_answers_without_importing_tensorflow():
 def test_help_lists_the_commands(cli):
     result = cli("--help")
     assert result.returncode == 0
-    for command in ("space", "presets"):
+    for command in COMMANDS:
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, "resume"])
+def test_every_command_answers_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: search {command}")
+
+
+@pytest.mark.parametrize("words, line", [
+    (("start", "--budjet", "5"), "search: error: unknown option --budjet; did you mean --budget? (see 'search start --help')"),
+    (("export", "--pik", "knee"), "search: error: unknown option --pik; did you mean --pick? (see 'search export --help')"),
+    (("bench", "m.tflite", "--runz=3"), "search: error: unknown option --runz; did you mean --runs? (see 'search bench --help')"),
+    (("agent", "serve", "--hots", "h"), "search: error: unknown option --hots; did you mean --host? (see 'search agent serve --help')"),
+    (("--degub", "space"), "search: error: unknown option --degub; did you mean --debug? (see 'search --help')"),
+    (("space", "--zzz"), "search: error: unknown option --zzz (see 'search space --help')"),
+    (("start", "--debug"), "search: error: --debug goes before the command: search --debug start ... (see 'search start --help')"),
+])
+def test_a_misspelt_option_is_named_with_the_closest_one(words, line, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args(list(words))
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_abbreviations_and_the_equals_form_still_parse():
+    args = build_parser().parse_args(["start", "--budg", "5", "--data=synthetic"])
+    assert (args.budget, args.data) == (5, "synthetic")
 
 
 def test_space_prints_the_choices_and_narrows(cli):

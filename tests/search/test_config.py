@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from search.config import BEFORE_KEYS, SearchConfig, merge_with_stored
@@ -39,3 +42,64 @@ def test_bad_training_flags_are_one_line_and_status_2(tmp_path, flags, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not list(tmp_path.glob("studies.db*"))
+
+
+def test_the_config_the_parser_and_the_toml_reader_are_read_off_one_table(tmp_path):
+    from search.cli import build_parser
+    from search.options import OPTIONS, read_toml
+
+    assert [field.name for field in dataclasses.fields(SearchConfig)] == [option.name for option in OPTIONS]
+    assert all(getattr(SearchConfig, option.name) == option.default for option in OPTIONS)
+    start = build_parser()._subparsers._group_actions[0].choices["start"]
+    dests = {action.dest for action in start._actions}
+    assert {option.name for option in OPTIONS} <= dests
+    (tmp_path / "all.toml").write_text("\n".join(f"{o.name.replace('_', '-')} = {_toml(o.default)}" for o in OPTIONS
+                                                 if o.default not in (None, ())))
+    assert set(read_toml(tmp_path / "all.toml")) == {o.name for o in OPTIONS if o.default not in (None, ())}
+
+
+def _toml(value):
+    return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+
+@pytest.mark.parametrize("name, word, toml_value, problem", [
+    ("budget", "3.5", 3.5, "3.5'? is not a whole number"),  # the flag quotes the word it was given
+    ("timeout", "soon", "soon", "'soon' is not a number"),
+    ("data_limit", "0", 0, "must be at least 1, got 0"),
+    ("min_dice", "1.5", 1.5, "must be between 0 and 1, got 1.5"),
+    ("max_latency_ms", "nan", float("nan"), "nan is not a finite number"),
+])
+def test_flags_and_the_toml_file_are_checked_alike(tmp_path, name, word, toml_value, problem):
+    import argparse
+
+    from search.options import BY_NAME, parser_type, read_toml
+
+    with pytest.raises(argparse.ArgumentTypeError, match=problem):
+        parser_type(BY_NAME[name])(word)
+    (tmp_path / "c.toml").write_text(f"{name} = {'nan' if word == 'nan' else json.dumps(toml_value)}\n")
+    with pytest.raises(ValueError, match=f"c.toml: {name}: {problem}"):
+        read_toml(tmp_path / "c.toml")
+    with pytest.raises(ValueError, match=problem):
+        SearchConfig(**{name: toml_value})
+
+
+def test_continuing_keeps_the_kept_keys_and_not_the_run_keys():
+    stored = SearchConfig(study="s", budget=6, sampler="random", devices=("http://pi:8765",), timeout=5.0, workers=2).to_dict()
+    continued = merge_with_stored(SearchConfig(study="s"), set(), stored)
+    assert (continued.budget, continued.sampler, continued.devices) == (6, "random", ("http://pi:8765",))
+    assert (continued.timeout, continued.workers) == (None, 1)  # a run key applies to its run
+    lower = merge_with_stored(SearchConfig(study="s", budget=2, timeout=9.0), {"budget", "timeout"}, stored)
+    assert (lower.budget, lower.timeout, lower.sampler) == (2, 9.0, "random")
+
+
+def test_a_key_an_old_study_lacks_is_compared_with_what_it_ran_with():
+    old = SearchConfig(study="old").to_dict()
+    del old["synthetic_count"]
+    with pytest.raises(ValueError, match="--synthetic-count: study 'old' was made with 256, not 64"):
+        merge_with_stored(SearchConfig(study="old", synthetic_count=64), {"synthetic_count"}, old)
+
+
+def test_stored_values_older_versions_ran_are_read_as_they_ran():
+    stored = {**SearchConfig(study="old").to_dict(), "data_limit": 0, "enqueue_presets": 1}
+    config = SearchConfig.from_stored(stored)
+    assert (config.data_limit, config.enqueue_presets) == (None, True)
