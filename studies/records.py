@@ -8,8 +8,8 @@ no foreign key to Optuna's tables, whose schema belongs to Optuna.
 Read and write them through :class:`studies.store.ResultStore`, not directly.
 
 Schema versions: ``SCHEMA_VERSION`` is the version this code writes. A database written by a newer
-nas-lite is refused (see :func:`studies.storage.check_schema_version`); a database of an older
-version is upgraded by the functions in ``UPGRADES`` (none yet: version 1 is the first).
+nas-lite is refused (see :func:`studies.storage.schema.check_database`); a database of an older
+version is upgraded by the functions in ``UPGRADES`` when a writer opens it.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
-"""Version of the ``naslite_`` tables written by this code."""
+SCHEMA_VERSION = 2
+"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints and confirmations."""
 
-UPGRADES: dict[int, Any] = {}
+
+def _tables_only(connection) -> None:
+    """An upgrade that only adds tables: ``create_all`` (run before the upgrades) made them."""
+
+
+UPGRADES: dict[int, Any] = {1: _tables_only}
 """``{old_version: function(connection)}`` that brings a database from ``old_version`` to the next."""
 
 
@@ -89,3 +94,33 @@ class Preview(Base):
     image: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     truth: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     prediction: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class Checkpoint(Base):
+    """Where a trial's training stopped (weights, optimizer state, epochs), so that a promoted rung
+    of the same candidate goes on from it. Dropped once that promotion completed."""
+
+    __tablename__ = "naslite_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(Integer, nullable=False, unique=True, index=True)
+    epochs: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Confirmation(Base):
+    """One confirming retraining of a trial (or of a reference preset) with one seed: what
+    ``search confirm`` measured, and the converted model of that seed."""
+
+    __tablename__ = "naslite_confirmations"
+    __table_args__ = (UniqueConstraint("study_name", "subject", "epochs", "seed", name="uq_naslite_confirmations_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    subject: Mapped[str] = mapped_column(String(128), nullable=False)  # "trial:17" or "preset:unet"
+    epochs: Mapped[int] = mapped_column(Integer, nullable=False)
+    seed: Mapped[int] = mapped_column(Integer, nullable=False)
+    figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    tflite: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)

@@ -197,3 +197,46 @@ class ResultStore:
             return [(r.image, r.truth, r.prediction) for r in rows]
 
         return self._run(work)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def save_checkpoint(self, trial_id: int, epochs: int, data: bytes) -> None:
+        """Keep where ``trial_id``'s training stopped (``evaluators.train.Checkpoint.to_bytes()``)."""
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Checkpoint).where(records.Checkpoint.trial_id == trial_id))
+            session.add(records.Checkpoint(trial_id=trial_id, epochs=epochs, data=bytes(data)))
+
+        self._run(work)
+
+    def checkpoint(self, trial_id: int) -> bytes | None:
+        return self._run(lambda s: s.scalar(
+            sqlalchemy.select(records.Checkpoint.data).where(records.Checkpoint.trial_id == trial_id)
+        ))
+
+    def drop_checkpoint(self, trial_id: int) -> None:
+        self._run(lambda s: s.execute(sqlalchemy.delete(records.Checkpoint).where(records.Checkpoint.trial_id == trial_id)))
+
+    # -- confirmations ----------------------------------------------------------------------------
+    def save_confirmation(self, study_name: str, subject: str, epochs: int, seed: int, figures: dict, tflite: bytes) -> None:
+        """Record one confirming run (replacing a run of the same subject, epochs and seed)."""
+        def work(session: Session) -> None:
+            row = records.Confirmation
+            session.execute(sqlalchemy.delete(row).where(
+                row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed))
+            session.add(row(study_name=study_name, subject=subject, epochs=epochs, seed=seed,
+                            figures=dict(figures), tflite=bytes(tflite)))
+
+        self._run(work)
+
+    def confirmations(self, study_name: str) -> list[dict[str, Any]]:
+        """``[{"subject", "epochs", "seed", "figures", "created"}]`` of a study, without the models."""
+        row = records.Confirmation
+        columns = (row.subject, row.epochs, row.seed, row.figures, row.created)
+        rows = self._run(lambda s: s.execute(
+            sqlalchemy.select(*columns).where(row.study_name == study_name).order_by(row.subject, row.epochs, row.seed)
+        ).all())
+        return [dict(r._mapping) for r in rows]
+
+    def confirmation_model(self, study_name: str, subject: str, epochs: int, seed: int) -> bytes | None:
+        row = records.Confirmation
+        return self._run(lambda s: s.scalar(sqlalchemy.select(row.tflite).where(
+            row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed)))

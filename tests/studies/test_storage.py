@@ -208,3 +208,43 @@ def test_postgres_round_trip(postgres_url):
     loaded = storage.load_study(opened, name)  # a URL opens read-only; optimize needs the writer
     loaded.optimize(lambda trial: (0.5, 1.0, 1.0), n_trials=1)  # heartbeat path on PostgreSQL
     assert [t.state for t in loaded.trials].count(optuna.trial.TrialState.COMPLETE) == 3
+
+
+MODEL = TINY_TFLITE.read_bytes()
+
+
+def test_a_schema_1_database_is_upgraded_by_its_first_writer_and_keeps_its_rows(tmp_path):
+    """Schema 2 added checkpoints and confirmations: a database written by schema 1 gets them."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with ResultStore(url) as store:
+        store.save_artifact(1, "s", 0, MODEL)
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as connection:  # what schema 1 wrote
+        connection.exec_driver_sql("drop table naslite_checkpoints")
+        connection.exec_driver_sql("drop table naslite_confirmations")
+        connection.exec_driver_sql("update naslite_schema set version = 1")
+    with pytest.raises(ValueError, match="schema 1; run 'search start"):
+        ResultStore(url, create=False)  # a reader does not upgrade
+    with ResultStore(url) as store:
+        assert store.artifact(1) == MODEL
+        store.save_checkpoint(1, 2, b"weights")
+        store.save_confirmation("s", "trial:0", 12, 0, {"test_dice": 0.8}, MODEL)
+        assert store.checkpoint(1) == b"weights"
+        assert [c["figures"] for c in store.confirmations("s")] == [{"test_dice": 0.8}]
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("select version from naslite_schema").scalar() == 2
+
+
+def test_checkpoints_and_confirmations_round_trip(tmp_path):
+    with ResultStore(f"sqlite:///{tmp_path / 'studies.db'}") as store:
+        store.save_checkpoint(5, 2, b"a")
+        store.save_checkpoint(5, 6, b"b")  # the later rung replaces the earlier one
+        assert store.checkpoint(5) == b"b"
+        store.drop_checkpoint(5)
+        assert store.checkpoint(5) is None
+        for seed in (1, 0):
+            store.save_confirmation("s", "preset:unet", 12, seed, {"seed": seed}, MODEL)
+        store.save_confirmation("s", "preset:unet", 12, 0, {"seed": "again"}, MODEL)
+        assert [(c["seed"], c["figures"]) for c in store.confirmations("s")] == [(0, {"seed": "again"}), (1, {"seed": 1})]
+        assert store.confirmation_model("s", "preset:unet", 12, 1) == MODEL
+        assert store.confirmations("other") == []
