@@ -93,7 +93,7 @@ def search(args):
 
 
 def report(study, args, seconds: float) -> None:
-    from studies.front import dominates, front, knee, study_points
+    from studies.front import front, knee, preset_verdicts, study_points
     from studies.pareto import hypervolume
 
     metrics = ("dice", "latency_ms", "size_kb")
@@ -106,9 +106,7 @@ def report(study, args, seconds: float) -> None:
                  "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
     rows = ["| preset | Dice (TFLite) | latency ms | size KB | dominated by |", "| --- | --- | --- | --- | --- |"]
     results = []
-    for preset in sorted(presets, key=lambda p: p.number):
-        better = [p for p in searched_front if dominates(p, preset, metrics)]
-        best = max(better, key=lambda p: p.values["dice"], default=None)
+    for preset, best in preset_verdicts(points, metrics):
         by = f"#{best.number} {best.summary} (Dice {best.values['dice']:.3f}, {best.values['latency_ms']:.2f} ms, {best.values['size_kb']:.0f} KB)" if best else "not dominated"
         if best and _architecture(best) in {_architecture(p) for p in presets}:
             by += ", a preset's architecture"  # the search found a preset again, with other PTQ settings

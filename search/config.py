@@ -18,7 +18,7 @@ from search.options import (  # noqa: F401 - EARLY_STOP, LR_SCHEDULES and SAMPLE
 from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and aliases: one vocabulary
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
-BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant"}
+BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False}
 
 
 class _Methods:
@@ -42,7 +42,7 @@ class _Methods:
 
         depths = {depth: "--depths" for depth in space.depths}
         if self.enqueue_presets:
-            depths.update({spec.depth: "the presets (--enqueue-presets)" for spec in PRESETS.values() if spec.depth not in depths})
+            depths.update({spec.depth: "the presets (--no-presets to skip them)" for spec in PRESETS.values() if spec.depth not in depths})
         flag = "--search-input-size" if self.search_input_size else "--image-size"
         for size in self.search_input_size or (self.image_size,):
             for depth, where in sorted(depths.items()):

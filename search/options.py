@@ -53,6 +53,7 @@ class Option:
     hint: str | None = None  # how to fix a bad value, appended to the message
     space_field: str | None = None  # the ``space.sampling.SearchSpace`` field it narrows
     secret: bool = False  # never stored
+    aliases: tuple[str, ...] = ()  # more flags for it (a bool gets --no-FLAG for each too)
 
     @property
     def option_string(self) -> str:
@@ -111,7 +112,8 @@ OPTIONS = (
     Option("workers", int, 1, "worker processes on this machine, for this run", RUN, group=_RUN, low=1),
     Option("timeout", float, None, "start no new trial after this many seconds of this run", RUN, group=_RUN,
            above=0),
-    Option("enqueue_presets", bool, False, "evaluate the hand-designed presets first", KEPT, group=_RUN),
+    Option("enqueue_presets", bool, True, "evaluate the hand-designed presets first, on the same plot "
+           "(--no-presets to skip them)", KEPT, group=_RUN, aliases=("--presets",)),
     Option("early_stop", str, "front", "stop a trial whose validation Dice trails every front member (front), "
            "every front member no slower and no larger (cheaper: spares light candidates, times each judged one "
            "untrained), or never (off)", KEPT, group=_RUN, choices=EARLY_STOP),
@@ -241,8 +243,8 @@ def add_option(parser, name: str, concrete: bool = False, **changes) -> None:
     option = dataclasses.replace(BY_NAME[name], **changes)
     default = option.default if concrete else None
     if option.kind is bool:
-        parser.add_argument(option.option_string, dest=name, action="store_true", default=default,
-                            help=help_text(option))
+        parser.add_argument(option.option_string, *option.aliases, dest=name, action=argparse.BooleanOptionalAction,
+                            default=default, help=help_text(option))
         return
     extra = {"choices": option.choices} if option.choices else {}
     if option.repeat:

@@ -76,6 +76,8 @@ class Reporter:
         print(f"Pareto front ({len(members)} trials):", file=self.out)
         for trial in sorted(members, key=lambda t: -t.user_attrs.get("dice", 0)):
             print("  " + trial_line(trial, self.objectives), file=self.out)
+        for line in preset_lines(study, self.objectives):
+            print(line, file=self.out)
         print("Next: search dashboard | search export --pick knee -o model.tflite", file=self.out)
 
 
@@ -233,3 +235,18 @@ def trial_line(trial, objectives) -> str:
         figures.append(f"{record['seconds']:.0f} s")
     tail = f"  infeasible: {record['infeasible']}" if record["infeasible"] else ""
     return f"{head}  " + "  ".join(figures) + tail
+
+
+def preset_lines(study, objectives) -> list[str]:
+    """Which presets the search dominated, and by which trial (nothing when no preset was run)."""
+    from studies.front import preset_verdicts, study_points
+
+    verdicts = preset_verdicts(study_points(study), objectives)
+    if not verdicts:
+        return []
+    beaten = sum(best is not None for _, best in verdicts)
+    lines = [f"Presets dominated by a searched trial: {beaten} of {len(verdicts)}"]
+    for preset, best in verdicts:
+        by = f"dominated by #{best.number} {best.summary}" if best else "not dominated"
+        lines.append(f"  {preset.preset:<20} #{preset.number:<4} {by}")
+    return lines

@@ -234,6 +234,18 @@ def nondominated_ranks(points: Sequence[TrialPoint], metrics: Sequence[str]) -> 
     return ranks
 
 
+def preset_verdicts(points: Sequence[TrialPoint], metrics: Sequence[str]) -> list[tuple[TrialPoint, TrialPoint | None]]:
+    """The tool's claim, checked: each complete preset with the searched front member that dominates
+    it (the one with the highest Dice), or ``None``; presets in trial-number order."""
+    presets = [p for p in candidates(points, metrics) if p.preset]
+    searched = front([p for p in points if not p.preset], metrics)
+    verdicts = []
+    for preset in sorted(presets, key=lambda p: p.number):
+        better = [p for p in searched if dominates(p, preset, metrics)]
+        verdicts.append((preset, max(better, key=lambda p: (p.values.get("dice", 0.0), -p.number), default=None)))
+    return verdicts
+
+
 def front_trials(trials, objectives: Sequence[str]) -> list:
     """The Optuna trials (``FrozenTrial``) on the front of ``objectives``, by trial number (none without objectives)."""
     if not objectives:

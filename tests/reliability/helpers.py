@@ -10,7 +10,7 @@ from pathlib import Path
 QUICK = (  # the tiny settings of tests/search, with depthwise blocks of width 4 trained one epoch. Not int8:
     # trained int8 models with dilated depthwise stages can fail XNNPACK's prepare (see README.md)
     "--data-limit", "40", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--depths", "3",
-    "--widths", "4", "--block-kinds", "depthwise", "--dilations", "1,2", "--threads", "1", "--quant-modes", "float32,float16",
+    "--no-presets", "--widths", "4", "--block-kinds", "depthwise", "--dilations", "1,2", "--threads", "1", "--quant-modes", "float32,float16",
 )
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 

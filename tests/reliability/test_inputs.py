@@ -133,7 +133,7 @@ def test_odd_but_valid_images_train_and_empty_masks_warn_once(tmp_path):
     (("--image-size", "36", "--depths", "3"), ("--image-size: 36 cannot be halved 3 times", "multiple of 8 such as 32")),
     (("--image-size", "40", "--depths", "3,4"), ("40 cannot be halved 4 times (depth 4 of --depths)", "multiple of 16")),
     (("--image-size", "8", "--depths", "3"), ("8 cannot be halved 3 times", "such as 16")),
-    (("--image-size", "24", "--depths", "3", "--enqueue-presets"), ("depth 4 of the presets (--enqueue-presets)",)),
+    (("--image-size", "24", "--depths", "3"), ("depth 4 of the presets (--no-presets to skip them)",)),
     (("--image-size", "32", "--depths", "3", "--search-input-size", "32,44"), ("--search-input-size: 44 cannot be halved",)),
 ])
 def test_image_size_the_depth_cannot_halve_fails_before_any_trial(tmp_path, args, texts):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import optuna
 import pytest
 
@@ -9,6 +11,7 @@ from studies import front, storage
 from tests.studies.helpers import attrs, make_study
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
+METRICS3 = ("dice", "latency_ms", "size_kb")
 
 
 def trial(**stored) -> optuna.trial.FrozenTrial:
@@ -84,3 +87,11 @@ def test_latencies_within_their_standard_error_are_ties():
     steady_fast, steady_slow = point(1, 0.80, 1.00, cv=0.01), point(2, 0.81, 1.05, cv=0.01)
     assert not front.dominates(steady_slow, steady_fast, ["dice", "latency_ms"])
     assert front.uncertainty(point(3, 0.8, 1.0), "latency_ms") == 0.0  # older trials: exact, as before
+
+
+def test_preset_verdicts_name_the_searched_member_that_dominates_each_preset():
+    unet = dataclasses.replace(point(0, 0.80, 20.0, 7000.0), preset="unet")
+    fire = dataclasses.replace(point(1, 0.60, 3.0, 50.0), preset="fire")
+    searched = [point(2, 0.82, 10.0, 200.0), point(3, 0.81, 5.0, 150.0), point(4, 0.50, 1.0, 40.0)]
+    verdicts = front.preset_verdicts([unet, fire, *searched], METRICS3)
+    assert [(p.preset, best.number if best else None) for p, best in verdicts] == [("unet", 2), ("fire", None)]
