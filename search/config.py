@@ -8,13 +8,13 @@ roles of ``search.options``) are read off ``search.options.OPTIONS``.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 from typing import Any
 
 from search.options import (  # noqa: F401 - EARLY_STOP, LR_SCHEDULES and SAMPLERS are imported from here too
     BY_NAME, EARLY_STOP, KEYS_OF, LR_SCHEDULES, OPTIONS, RUN, SAMPLERS, STUDY, checked, read_toml, space_of,
 )
 
+from studies.names import default_study_name  # noqa: F401 - start names its default study with it
 from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and aliases: one vocabulary
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
@@ -147,7 +147,3 @@ def merge_with_stored(given: SearchConfig, explicit: set[str], stored: dict[str,
         return SearchConfig(**{**made, **chosen})
     except ValueError as error:
         raise ValueError(f"study {given.study!r} was stored with a value this version refuses, {error}") from None
-
-
-def default_study_name(today: datetime.date | None = None) -> str:
-    return f"search-{(today or datetime.date.today()).isoformat()}"

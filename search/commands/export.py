@@ -11,7 +11,7 @@ and the final ones ("final"). That Dice is on images the model saw in training: 
 
 import json
 
-from search.commands.options import add_study_options
+from search.commands.options import add_study_options, chosen_study
 
 
 def register(subparsers):
@@ -42,7 +42,7 @@ def run(args):
 
     check_output(args.output)  # before opening the database: fail fast on a bad -o
     _check_retrain_options(args)
-    study = load_study(args.storage, args.study)
+    study = load_study(args.storage, chosen_study(args))
     retrain = _retrain(args, study) if args.retrain_epochs is not None else None
     with ResultStore(args.storage, create=False) as store:
         done = export(study, store, args.output, trial=args.trial, pick=args.pick, version=__version__, retrain=retrain)

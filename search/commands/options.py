@@ -11,7 +11,23 @@ def add_storage_option(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "storage", concrete=True)
 
 
+DEFAULT_STUDY = "the newest search-<date> study, as 'search start' names them; else the most recently active"
+
+
 def add_study_options(parser: argparse.ArgumentParser, what: str = "study") -> None:
-    """``--study`` (default: the study with the most recent trial) and ``--storage``."""
-    parser.add_argument("--study", metavar="NAME", help=f"{what} (default: the most recently active study)")
+    """``--study`` (default: the default study, see :mod:`studies.names`) and ``--storage``."""
+    parser.add_argument("--study", metavar="NAME", help=f"{what} (default: {DEFAULT_STUDY})")
     add_storage_option(parser)
+
+
+def chosen_study(args) -> str:
+    """``--study``, or the default study, named on stderr so that a default taken is never silent."""
+    if args.study is not None:
+        return args.study
+    import sys
+
+    from studies.storage import latest_study, list_studies
+
+    name = latest_study(list_studies(args.storage)).name
+    print(f"study {name} (the default: {DEFAULT_STUDY}; --study NAME for another)", file=sys.stderr)
+    return name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from search.commands.options import add_study_options
+from search.commands.options import add_study_options, chosen_study
 
 
 def register(subparsers) -> None:
@@ -22,6 +22,6 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from studies.report import write_report
 
-    path = write_report(args.storage, args.output, study=args.study)
+    path = write_report(args.storage, args.output, study=chosen_study(args))
     print(f"wrote {path}", file=sys.stderr)
     return 0

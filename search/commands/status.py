@@ -1,6 +1,6 @@
 """``search status``: trials by state, the Pareto front as a table, hypervolume, time spent and overhead."""
 
-from search.commands.options import add_study_options
+from search.commands.options import add_study_options, chosen_study
 
 
 
@@ -17,6 +17,6 @@ def run(args):
     from studies.status import format_status, study_status
     from studies.storage import load_study
 
-    status = study_status(load_study(args.storage, args.study))
+    status = study_status(load_study(args.storage, chosen_study(args)))
     print(json.dumps(status.to_dict(), indent=2) if args.json else format_status(status))
     return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from studies.names import default_name_date
 from studies.storage.rdb import open_storage, storage_url
 
 
@@ -66,10 +67,14 @@ def _info(storage, study) -> StudyInfo:
 
 
 def latest_study(infos: list[StudyInfo]) -> StudyInfo:
-    """The study with the most recent trial activity; studies without trials rank by id after them."""
+    """The default study (:mod:`studies.names`): the newest ``search-<date>`` study, else the study
+    with the most recent trial activity (studies without trials rank by id after them)."""
     if not infos:
         raise LookupError("the storage holds no study yet; run 'search start' first or pass --storage URL")
-    return max(infos, key=lambda info: (info.last_activity is not None, info.last_activity or datetime.datetime.min, info.study_id))
+    dated = [info for info in infos if default_name_date(info.name)]
+    return max(dated or infos, key=lambda info: (
+        default_name_date(info.name) or "", info.last_activity is not None, info.last_activity or datetime.datetime.min,
+        info.study_id))
 
 
 def load_study(storage: "str | optuna.storages.BaseStorage", name: str | None = None) -> optuna.Study:

@@ -58,3 +58,28 @@ def test_studies_cli(study_db, tmp_path):
     assert [(d["name"], d["n_trials"]) for d in data] == [("empty", 0), ("demo", 5)]
     bad = run_cli("studies", "--storage", "redis://localhost", cwd=tmp_path)
     assert bad.returncode == 2 and "sqlite:///" in bad.stderr
+
+
+def test_every_reader_takes_the_default_study_by_one_rule_and_says_so(tmp_path):
+    """A side study made after the default one does not become every command's default."""
+    import datetime
+
+    from studies.names import default_study_name
+    from studies.storage import latest_study, list_studies
+    from tests.studies.helpers import make_study
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    older, newer = default_study_name(datetime.date(2026, 11, 30)), default_study_name(datetime.date(2026, 12, 1))
+    for name in (newer, older, "side"):  # "side" is the most recently active
+        make_study(url, name, [(0.8, 10.0, 100.0)])
+    assert latest_study(list_studies(url)).name == newer
+    result = run_cli("status", "--storage", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"study {newer} in sqlite:///")
+    assert f"study {newer} (the default: the newest search-<date> study" in result.stderr
+    quiet = run_cli("status", "--storage", url, "--study", "side", cwd=tmp_path)
+    assert quiet.stdout.startswith("study side") and "the default" not in quiet.stderr
+    only_named = f"sqlite:///{tmp_path / 'named.db'}"
+    for name in ("a", "b"):
+        make_study(only_named, name, [(0.8, 10.0, 100.0)])
+    assert latest_study(list_studies(only_named)).name == "b"  # no default-named study: the most recently active
