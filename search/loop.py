@@ -37,6 +37,8 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if "data" in explicit:
+        _check_data_folder(config.data)  # before the storage: "no such folder" says more than a conflict
     new_file = new_sqlite_file(config.storage)
     storage = open_storage(config.storage)
     try:
@@ -87,6 +89,13 @@ def _create_study(config: SearchConfig, storage) -> None:
     study.set_metric_names(list(config.objectives))
     study.set_user_attr("constraints", config.constraints)
     study.set_user_attr("config", config.to_dict())  # last: a study with its config is complete
+
+
+def _check_data_folder(data: str) -> None:
+    from evaluators.data import SYNTHETIC, find_pairs
+
+    if data != SYNTHETIC:
+        find_pairs(data)
 
 
 def _load_data(config: SearchConfig, reporter):

@@ -169,6 +169,23 @@ def test_bad_data_stores_nothing(tmp_path):
     assert not list(tmp_path.glob("studies.db*"))  # not even an empty database file
 
 
+def test_a_missing_data_folder_on_an_existing_study_is_named_before_any_conflict(tmp_path):
+    import optuna
+
+    from search.config import SearchConfig
+    from studies.names import default_study_name
+    from tests.reliability.helpers import rows_digest
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name=default_study_name(), storage=url, directions=SearchConfig().directions)
+    study.set_user_attr("config", SearchConfig(study=default_study_name(), storage=url).to_dict())
+    before = rows_digest(tmp_path / "studies.db")
+    result = run_cli("start", "--data", "./my_images", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "search: error: --data my_images: no such folder; give a folder with images/ and masks/, or 'synthetic'"
+    assert rows_digest(tmp_path / "studies.db") == before
+
+
 def test_arrays_are_float_images(tmp_path):
     """The data handed to workers keeps its dtype and range (guards the npz hand-over)."""
     from evaluators.data import load_dataset
