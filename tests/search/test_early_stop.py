@@ -6,8 +6,8 @@ import pytest
 from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
 from search.config import SearchConfig
-from search.trial import FrontMember, Stopwatch, TrialContext, Verdict, evaluate
-from search.worker import search_protocol
+from search.pipeline import Stopwatch, latency_protocol
+from search.trial import FrontMember, TrialContext, Verdict, evaluate
 from space.sampling import params_of
 from space.spec import uniform
 from studies.storage import open_storage
@@ -68,7 +68,7 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
                           threads=1, quant_modes=("float32",), early_stop="cheaper")
     context = TrialContext(config, load_dataset("synthetic", 32, 3, seed=0, limit=40), LocalDevice(threads=1),
-                           ResultStore(url), search_protocol(1))
+                           ResultStore(url), latency_protocol(1))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
     study.enqueue_trial(params_of(uniform("standard", depth=3, base_width=4, input_size=32), config.space))
