@@ -1,12 +1,10 @@
-import time
-
 import optuna
 import pytest
 
 from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
 from search.config import SearchConfig
-from search.pipeline import Stopwatch, latency_protocol
+from search.pipeline import latency_protocol
 from search.trial import FrontMember, TrialContext, Verdict, evaluate
 from space.sampling import params_of
 from space.spec import uniform
@@ -87,17 +85,6 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="early-stop: unknown 'sometimes'; choose one of front, cheaper, off"):
         SearchConfig(early_stop="sometimes")
-
-
-def test_nested_phases_count_for_themselves_only():
-    clock = Stopwatch()
-    with clock.phase("train"):
-        time.sleep(0.05)
-        with clock.phase("convert"):
-            time.sleep(0.1)
-    summary = clock.summary()
-    assert summary["train"] >= 0.05 and summary["convert"] >= 0.1
-    assert summary["train"] + summary["convert"] == pytest.approx(summary["total"], abs=0.005)  # not counted twice
 
 
 def test_front_members_are_the_feasible_front_whatever_form_the_constraints_took():
