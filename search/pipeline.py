@@ -14,14 +14,14 @@ Callers: a search trial (:func:`search.trial.evaluate`: Optuna's attributes, the
 verdict, reuse of a trained model) and retraining before export (:mod:`search.retrain`). The
 work to come plugs in here, not in a copy:
 
-- a promoted rung resumes training: :func:`train` gains a ``resume`` checkpoint (weights, optimizer
-  state, epochs done) and the schedule's length (the last rung's epochs), so that 2 -> 6 -> 18
-  epochs ends where a plain 18-epoch run ends (``evaluators.train.learning_rate_schedule``);
-  ``Trained`` is what a rung stores and resumes from;
+- a promoted rung resumes training: :func:`train` with ``resume=`` the stored
+  ``Trained.history.checkpoint`` (weights, optimizer state, epochs done;
+  ``evaluators.train.Checkpoint.to_bytes`` for the store) and ``horizon=`` the last rung's
+  epochs, so that 2 -> 6 -> 18 epochs ends where a plain 18-epoch run ends, then ``finish``;
 - distillation: the teacher's soft targets are another input of :func:`train` (``evaluators/distill.py``);
 - ``search confirm``: for each seed, ``train`` on the full training split (``training`` with that
-  seed), ``finish``, then :func:`score` on the test split (a Dataset whose validation split is the
-  test split), and ``store`` under the confirmed record.
+  seed), ``finish`` (validation Dice, latency again), ``score(..., split="test")`` for the held-out
+  Dice, and ``store`` under the confirmed record.
 """
 
 from __future__ import annotations
@@ -79,14 +79,14 @@ def latency_protocol(threads: int, clock: str = "wall"):
 
 
 def jsonable(value):
-    """``value`` as JSON can hold it: dataclasses and ``to_dict()`` objects as dicts, numpy scalars
+    """``value`` as JSON can hold it: ``to_dict()`` objects and dataclasses as dicts, numpy scalars
     as Python numbers, tuples as lists, inf and NaN as None."""
     import numpy as np
 
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if hasattr(value, "to_dict"):
+    if hasattr(value, "to_dict") and not isinstance(value, type):  # its own JSON form first
         value = value.to_dict()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -148,14 +148,18 @@ class Trained:
     info: dict
 
 
-def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None) -> Trained:
+def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None, *, horizon=None, resume=None) -> Trained:
     """Train ``spec`` on ``data`` for ``epochs`` with ``training`` (``SearchConfig.training``: batch
     size, seed, learning rate, schedule). ``callback(epoch, val_dice)`` returning False stops it
-    (``history.stopped_early``)."""
+    (``history.stopped_early``).
+
+    In stages (a promoted rung): ``resume`` is the ``history.checkpoint`` of the stage before and
+    ``horizon`` the epochs the schedule spans (the last rung's), so that 2 -> 6 -> 18 ends where
+    one 18-epoch run ends; ``epochs`` are this stage's (see ``evaluators.train.fit_candidate``)."""
     from evaluators.train import fit_candidate
 
     with clock.phase("train"):
-        model, history, info = fit_candidate(spec, data, epochs, callback=callback, **training)
+        model, history, info = fit_candidate(spec, data, epochs, callback=callback, horizon=horizon, resume=resume, **training)
     return Trained(model, history, jsonable(info or {}))
 
 
@@ -175,15 +179,16 @@ def convert(spec, model, calibration, clock: Stopwatch) -> bytes:
         return to_tflite(model, spec.quant, calibration)
 
 
-def score(tflite: bytes, data, clock: Stopwatch) -> dict[str, float]:
-    """Dice and IoU of the converted model on ``data``'s validation split."""
+def score(tflite: bytes, data, clock: Stopwatch, split: str = "val") -> dict:
+    """The converted model's scores on one split of ``data``: ``dice``, ``iou``, ``dice_per_image``,
+    ``dice_ci95`` (see ``evaluators.accuracy.evaluate_tflite``)."""
     from evaluators.accuracy import evaluate_tflite
 
     with clock.phase("evaluate"):
-        figures = evaluate_tflite(tflite, data)
+        figures = evaluate_tflite(tflite, data, split=split)
     if not math.isfinite(figures["dice"]):
         raise RuntimeError("the converted model's Dice is not a number")
-    return {"dice": float(figures["dice"]), "iou": float(figures["iou"])}
+    return figures
 
 
 def measure(tflite: bytes, device, protocol, clock: Stopwatch) -> dict:
@@ -226,7 +231,7 @@ def finish(spec, trained: Trained, data, device, protocol, clock: Stopwatch) -> 
     tflite = convert(spec, trained.model, data.train_images, clock)
     accuracy = score(tflite, data, clock)
     stats = measure(tflite, device, protocol, clock)
-    figures = {**costs, **accuracy, "float_dice": float(trained.history.val_dice[-1]),
+    figures = {**costs, "dice": accuracy["dice"], "iou": accuracy["iou"], "float_dice": float(trained.history.val_dice[-1]),
                **latency_figures(stats, device.name, len(tflite))}
     return Evaluation(tflite, figures, stats)
 

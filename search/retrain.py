@@ -96,15 +96,16 @@ def make_retrain(
 
 
 def all_data(dataset):
-    """A dataset whose train split is every image (train + validation); validation stays as it was."""
+    """A dataset whose train split is the train and validation images; validation (and the held-out
+    test split, if any) stay as they were."""
+    import dataclasses
+
     import numpy as np
 
-    from evaluators.data import Dataset
-
-    return Dataset(
-        np.concatenate([dataset.train_images, dataset.val_images]),
-        np.concatenate([dataset.train_masks, dataset.val_masks]),
-        dataset.val_images, dataset.val_masks, f"{dataset.name} (all)", dataset.warnings,
+    return dataclasses.replace(
+        dataset, name=f"{dataset.name} (all)",
+        train_images=np.concatenate([dataset.train_images, dataset.val_images]),
+        train_masks=np.concatenate([dataset.train_masks, dataset.val_masks]),
     )
 
 
