@@ -42,3 +42,21 @@ def test_jsonable_gives_what_json_holds():
     value = {1: np.float32(0.5), "inf": math.inf, "nan": float("nan"), "point": Point(np.int64(3), ("a", np.bool_(True)))}
     assert jsonable(value) == {"1": 0.5, "inf": None, "nan": None, "point": {"x": 3, "tags": ["a", True]}}
     assert type(jsonable(np.int64(3))) is int
+
+
+def test_a_stage_resumed_through_the_pipeline_goes_on_from_its_checkpoint():
+    """The seam of rungs: train 1 epoch of a 2-epoch schedule, then resume for the second."""
+    from evaluators.data import load_dataset
+    from search.pipeline import train
+    from space.spec import uniform
+
+    data = load_dataset("synthetic", 32, 3, seed=0, limit=16)
+    spec = uniform("standard", depth=3, base_width=4, input_size=32)
+    training = dict(batch_size=8, seed=0, learning_rate=2e-3, schedule="cosine")
+    clock, epochs_seen = Stopwatch(), []
+    first = train(spec, data, 1, training, clock, horizon=2)
+    second = train(spec, data, 1, training, clock, lambda epoch, dice: epochs_seen.append(epoch),
+                   horizon=2, resume=first.history.checkpoint)
+    assert first.history.checkpoint.epochs == 1 and second.history.checkpoint.epochs == 2
+    assert epochs_seen == [2]  # numbered on from the first stage
+    assert "train" in clock.summary() and second.info["training_form"] == "native"
