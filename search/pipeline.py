@@ -18,7 +18,8 @@ work to come plugs in here, not in a copy:
   ``Trained.history.checkpoint`` (weights, optimizer state, epochs done;
   ``evaluators.train.Checkpoint.to_bytes`` for the store) and ``horizon=`` the last rung's
   epochs, so that 2 -> 6 -> 18 epochs ends where a plain 18-epoch run ends, then ``finish``;
-- distillation: the teacher's soft targets are another input of :func:`train` (``evaluators/distill.py``);
+- distillation: :func:`train` with ``teacher=`` an ``evaluators.distill.Teacher`` (its soft
+  targets on the training images join the loss);
 - ``search confirm``: for each seed, ``train`` on the full training split (``training`` with that
   seed), ``finish`` (validation Dice, latency again), ``score(..., split="test")`` for the held-out
   Dice, and ``store`` under the confirmed record.
@@ -148,18 +149,22 @@ class Trained:
     info: dict
 
 
-def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None, *, horizon=None, resume=None) -> Trained:
+def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None, *,
+          horizon=None, resume=None, teacher=None) -> Trained:
     """Train ``spec`` on ``data`` for ``epochs`` with ``training`` (``SearchConfig.training``: batch
     size, seed, learning rate, schedule). ``callback(epoch, val_dice)`` returning False stops it
     (``history.stopped_early``).
 
     In stages (a promoted rung): ``resume`` is the ``history.checkpoint`` of the stage before and
     ``horizon`` the epochs the schedule spans (the last rung's), so that 2 -> 6 -> 18 ends where
-    one 18-epoch run ends; ``epochs`` are this stage's (see ``evaluators.train.fit_candidate``)."""
+    one 18-epoch run ends; ``epochs`` are this stage's (see ``evaluators.train.fit_candidate``).
+    ``teacher`` (``evaluators.distill.Teacher``): its soft targets join the loss."""
     from evaluators.train import fit_candidate
 
     with clock.phase("train"):
-        model, history, info = fit_candidate(spec, data, epochs, callback=callback, horizon=horizon, resume=resume, **training)
+        model, history, info = fit_candidate(
+            spec, data, epochs, callback=callback, horizon=horizon, resume=resume, teacher=teacher, **training
+        )
     return Trained(model, history, jsonable(info or {}))
 
 
