@@ -71,14 +71,14 @@ def preset_reference(settings: dict) -> dict:
     import numpy as np
 
     from evaluators.devices import LocalDevice
-    from search.worker import search_protocol
+    from search.pipeline import latency_protocol
     from space.convert import to_tflite
     from space.model import build
     from space.presets import FLOAT_PRESETS, preset
     from studies.metrics import size_kb
 
     size, threads = settings["image_size"], settings["threads"]
-    device, protocol = LocalDevice(threads=threads), search_protocol(threads, settings["latency_clock"])
+    device, protocol = LocalDevice(threads=threads), latency_protocol(threads, settings["latency_clock"])
     calibration = np.random.default_rng(0).uniform(0, 1, (8, size, size, 3)).astype("float32")
     latencies, sizes = [], []
     for name in FLOAT_PRESETS:

@@ -56,10 +56,6 @@ class History:
     def epochs(self) -> int:
         return len(self.loss)
 
-    @property
-    def best_val_dice(self) -> float:
-        return max(self.val_dice, default=float("nan"))
-
     def extend(self, other: "History") -> "History":
         self.loss += other.loss
         self.val_dice += other.val_dice

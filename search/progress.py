@@ -10,6 +10,7 @@ import sys
 import time
 
 from search.loop import FINISHED, counted
+from search.pipeline import duration as _clock
 
 
 class Reporter:
@@ -182,11 +183,6 @@ def make_reporter(mode: str = "bar", out=sys.stdout, err=sys.stderr) -> Reporter
 def _spent(trials) -> int:
     """Finished trials as the budget counts them: a failed trial that was retried counts once, as its retry."""
     return sum(t.state.name in FINISHED for t in counted(trials))
-
-
-def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
 
 
 def front(trials, objectives) -> list:

@@ -4,7 +4,8 @@
 :func:`studies.export.export` calls (``studies`` never imports ``evaluators``; this module does).
 It reloads the study's data (or ``--data``) at the spec's input size, trains the spec for
 ``epochs`` on ALL of it, converts with the spec's own quant settings (calibrating on the same
-images), then measures Dice on the TFLite model and latency on the study's device again.
+images), then measures Dice on the TFLite model and latency on the study's device again: the
+steps of a search trial (:mod:`search.pipeline`), with the same latency protocol.
 
 All the data means the search's train and validation splits together: the exported model should
 learn from every labelled image. The Dice and IoU in ``final`` are therefore computed on the
@@ -19,11 +20,10 @@ converter chatter, Python warnings) goes to a log file instead, kept and named o
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from typing import Any
 
+from search import pipeline
 from search.config import SearchConfig
 from search.native_log import native_stderr_to_log
 
@@ -67,6 +67,9 @@ def make_retrain(
     limit = config.data_limit if source == config.data else None
     urls = list(config.devices if devices is None else devices)
     threads = threads or config.threads
+    if config.latency_clock == "cpu" and threads != 1:
+        raise ValueError(f"--threads {threads}: the study times one LiteRT thread (--latency-clock cpu); use --threads 1")
+    protocol = pipeline.latency_protocol(threads, config.latency_clock)  # the search's: figures stay comparable
 
     def retrain(spec, point) -> tuple[bytes, dict[str, Any]]:
         with native_stderr_to_log(quiet_native, err or sys.stderr, "retrain") as stream:
@@ -75,6 +78,7 @@ def make_retrain(
 
     def _retrain(spec, point, say):
         from evaluators.data import load_dataset
+        from evaluators.devices import open_devices
 
         dataset = load_dataset(
             source, spec.input_size, spec.input_channels, seed=config.seed,
@@ -85,70 +89,52 @@ def make_retrain(
         everything = all_data(dataset)
         say(f"trial {point.number} ({point.summary or spec.summary}), {epochs} epoch(s) on all "
             f"{len(everything.train_images)} images of {dataset.name}, batch {config.batch_size}, seed {config.seed}")
-        return retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, threads, say)
+        device = open_devices(urls, device_token, threads)
+        return retrain_spec(spec, dataset, everything, epochs, config, device, protocol, say)
 
     return retrain
 
 
 def all_data(dataset):
-    """A dataset whose train split is every image (train + validation); validation stays as it was."""
+    """A dataset whose train split is the train and validation images; validation (and the held-out
+    test split, if any) stay as they were."""
+    import dataclasses
+
     import numpy as np
 
-    from evaluators.data import Dataset
-
-    return Dataset(
-        np.concatenate([dataset.train_images, dataset.val_images]),
-        np.concatenate([dataset.train_masks, dataset.val_masks]),
-        dataset.val_images, dataset.val_masks, f"{dataset.name} (all)", dataset.warnings,
+    return dataclasses.replace(
+        dataset, name=f"{dataset.name} (all)",
+        train_images=np.concatenate([dataset.train_images, dataset.val_images]),
+        train_masks=np.concatenate([dataset.train_masks, dataset.val_masks]),
     )
 
 
-def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, threads, say) -> tuple[bytes, dict]:
-    """Train, convert, score and time ``spec``; returns the ``.tflite`` bytes and the final figures."""
-    from evaluators.accuracy import evaluate_keras, evaluate_tflite
-    from evaluators.devices import open_devices
-    from evaluators.runtime import Protocol
-    from evaluators.train import fit_candidate
-    from space.convert import to_tflite
-
-    seconds = {}
-    started = time.perf_counter()
+def retrain_spec(spec, dataset, everything, epochs, config, device, protocol, say) -> tuple[bytes, dict]:
+    """Train ``spec`` on ``everything``, convert, score and time it with the search's pipeline;
+    returns the ``.tflite`` bytes and the final figures."""
+    clock = pipeline.Stopwatch()
 
     def progress(epoch: int, val_dice: float) -> None:
-        elapsed = time.perf_counter() - started
+        elapsed = clock.elapsed
         eta = elapsed / epoch * (epochs - epoch)
         say(f"epoch {epoch}/{epochs}: validation Dice {val_dice:.3f} (seen in training), "
-            f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}")
+            f"{pipeline.duration(elapsed)} elapsed, ETA {pipeline.duration(eta)}")
 
-    model, history, info = fit_candidate(spec, everything, epochs, callback=progress, **config.training)
-    seconds["train"] = time.perf_counter() - started
+    trained = pipeline.train(spec, everything, epochs, config.training, clock, progress)
+    say(f"converting ({spec.quant.mode}), scoring, then measuring latency on {device.name} ({protocol.threads} thread(s))")
+    evaluation = pipeline.finish(spec, trained, everything, device, protocol, clock)
+    figures = evaluation.figures
+    say(f"TFLite Dice {figures['dice']:.3f} (float {figures['float_dice']:.3f}) on the validation split (seen in training)")
+    say(f"latency {figures['latency_ms']:.2f} ms (p90 {figures['latency_p90_ms']:.2f}), size {len(evaluation.tflite) / 1024:.1f} KB")
+    return evaluation.tflite, pipeline.jsonable(_final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock))
 
-    say(f"converting ({spec.quant.mode})")
-    begin = time.perf_counter()
-    tflite = to_tflite(model, spec.quant, everything.train_images)
-    seconds["convert"] = time.perf_counter() - begin
 
-    begin = time.perf_counter()
-    figures = evaluate_tflite(tflite, dataset, threads)
-    float_dice = evaluate_keras(model, dataset)["dice"]
-    seconds["evaluate"] = time.perf_counter() - begin
-    if not math.isfinite(figures["dice"]):
-        raise RuntimeError("the retrained, converted model's Dice is not a number")
-    say(f"TFLite Dice {figures['dice']:.3f} (float {float_dice:.3f}) on the validation split (seen in training)")
-
-    device = open_devices(urls, device_token, threads)
-    protocol = Protocol(threads=threads)
-    say(f"measuring latency on {device.name} ({threads} thread(s))")
-    begin = time.perf_counter()
-    stats = device.measure(tflite, protocol)
-    seconds["latency"] = time.perf_counter() - begin
-    seconds["total"] = time.perf_counter() - started
-    say(f"latency {stats['median_ms']:.2f} ms (p90 {stats['p90_ms']:.2f}), size {len(tflite) / 1024:.1f} KB")
-
-    final = {
+def _final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock) -> dict:
+    """The sidecar's ``final``: how the model was retrained, then the pipeline's figures."""
+    return {
         "retrained": True,
         "epochs": epochs,
-        "epochs_run": history.epochs,
+        "epochs_run": trained.history.epochs,
         "data": dataset.name,
         "train_images": len(everything.train_images),
         "train_split": "all: the search's train and validation images",
@@ -160,33 +146,12 @@ def retrain_spec(spec, dataset, everything, epochs, config, urls, device_token, 
         "learning_rate": config.learning_rate,
         "lr_schedule": config.lr_schedule,
         "seed": config.seed,
-        "dice": float(figures["dice"]),
-        "iou": float(figures["iou"]),
-        "float_dice": float(float_dice),
-        "latency_ms": stats["median_ms"],
-        "latency_p10_ms": stats["p10_ms"],
-        "latency_p90_ms": stats["p90_ms"],
-        "latency_cv": stats["cv"],
-        "device": device.name,
+        **evaluation.figures,
+        "size_kb": len(evaluation.tflite) / 1024,
         "device_info": device.info(),
         "protocol": protocol.to_dict(),
-        "latency_stats": {k: v for k, v in stats.items() if k != "samples_ms"},
-        "peak_memory_bytes": stats.get("peak_activation_bytes"),
-        "size_bytes": len(tflite),
-        "size_kb": len(tflite) / 1024,
-        "history": history.to_dict(),
-        "training": info,
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "latency_stats": {k: v for k, v in evaluation.latency.items() if k != "samples_ms"},
+        "history": trained.history.to_dict(),
+        "training": trained.info,
+        "seconds": clock.summary(),
     }
-    return tflite, _jsonable(final)
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _jsonable(value):
-    from search.trial import _jsonable as convert
-
-    return convert(value)

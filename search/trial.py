@@ -1,22 +1,22 @@
-"""One trial: spec -> model -> (constraint check) -> training -> TFLite -> Dice -> latency -> storage.
+"""One trial: the Optuna side of evaluating a spec (the steps themselves are :mod:`search.pipeline`).
 
-``evaluate(trial, context)`` returns the objective values in the study's order, raises
-``optuna.TrialPruned`` for a hopeless trial, and leaves every figure in the trial's user
-attributes (see :mod:`studies` for the names) and the artifact in the result store.
+``evaluate(trial, context)`` samples the spec, runs the pipeline (constraint check on the untrained
+model, training or reuse of an earlier training, conversion, Dice, latency, storage), returns the
+objective values in the study's order, raises ``optuna.TrialPruned`` for a hopeless trial, and
+leaves every figure in the trial's user attributes (see :mod:`studies` for the names).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import time
 from collections import OrderedDict
-from contextlib import contextmanager
 
 import numpy as np
 
+from search import pipeline
 from search.config import SearchConfig
+from search.pipeline import Stopwatch, Untrained, jsonable
 
 
 class Infeasible(Exception):
@@ -41,14 +41,14 @@ class TrainedModels:
         return spec.replace(quant=spec.quant.for_training).to_json()
 
     def get(self, spec):
-        """``(model, history, info, trial number)`` of an earlier training of ``spec``, or None."""
+        """``(pipeline.Trained, trial number)`` of an earlier training of ``spec``, or None."""
         key = self.key(spec)
         if key in self.entries:
             self.entries.move_to_end(key)
         return self.entries.get(key)
 
-    def put(self, spec, model, history, info, number: int) -> None:
-        self.entries[self.key(spec)] = (model, history, info, number)
+    def put(self, spec, trained, number: int) -> None:
+        self.entries[self.key(spec)] = (trained, number)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
 
@@ -67,32 +67,6 @@ class TrialContext:
     @property
     def calibration(self) -> np.ndarray:
         return self.data.train_images
-
-
-class Stopwatch:
-    """Seconds per phase; whatever is not in a phase is the tool's own overhead."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.phases: dict[str, float] = {}
-        self._inner: list[float] = []  # per open phase, the seconds of phases nested in it
-
-    @contextmanager
-    def phase(self, name: str):
-        """Time spent in ``name``; a phase nested in another counts for itself only."""
-        begin = time.perf_counter()
-        self._inner.append(0.0)
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - begin
-            self.phases[name] = self.phases.get(name, 0.0) + elapsed - self._inner.pop()
-            if self._inner:
-                self._inner[-1] += elapsed
-
-    def summary(self) -> dict[str, float]:
-        total = time.perf_counter() - self.start
-        return {**{k: round(v, 3) for k, v in self.phases.items()}, "total": round(total, 3)}
 
 
 def candidate_spec(trial, config: SearchConfig):
@@ -119,62 +93,24 @@ class FrontMember:
         return all(self.costs[name] <= value for name, value in costs.items())
 
 
-class Untrained:
-    """The candidate built and converted without training. Its size and latency do not depend on the
-    trained weights, so they are known before any training is spent: each is computed on first use
-    (a conversion, then a measurement) and recorded in the trial."""
-
-    def __init__(self, trial, spec, context: TrialContext, clock: Stopwatch):
-        self.trial, self.spec, self.context, self.clock = trial, spec, context, clock
-
-    @functools.cached_property
-    def tflite(self) -> bytes:
-        from space.convert import to_tflite
-        from space.model import build
-
-        model = build(self.spec)
-        _record_costs(self.trial, self.spec, model)
-        with self.clock.phase("convert"):
-            tflite = to_tflite(model, self.spec.quant, self.context.calibration)
-        _set(self.trial, size_bytes=len(tflite))
-        return tflite
-
-    @property
-    def size_kb(self) -> float:
-        return len(self.tflite) / 1024
-
-    @functools.cached_property
-    def latency_ms(self) -> float:
-        with self.clock.phase("latency"):
-            median = self.context.device.measure(self.tflite, self.context.protocol)["median_ms"]
-        _set(self.trial, latency_ms=median)
-        return median
-
-    def costs(self, names) -> dict[str, float]:
-        return {name: getattr(self, name) for name in names}
-
-
 def evaluate(trial, context: TrialContext, front=lambda: []) -> list[float]:
     """Run the whole pipeline for ``trial``; see the module docstring. ``front()`` gives the study's
     current front as :class:`FrontMember` s (see :func:`front_members`) for early stopping."""
-    from space.convert import to_tflite
-
     clock = Stopwatch()
     config = context.config
     spec = candidate_spec(trial, config)
     _set(trial, spec=spec.to_dict(), summary=spec.summary, kinds=list(spec.kinds), quant=spec.quant.mode)
-    untrained = Untrained(trial, spec, context, clock)
+    untrained = Untrained(spec, context.calibration, context.device, context.protocol, clock,
+                          record=lambda **figures: _set(trial, **figures))
     try:
         if config.max_latency_ms or config.max_size_kb:
-            _check_before_training(untrained, config)
-        model, history = _train(trial, spec, context, clock, lambda: _judge(trial, front, untrained, config))
-        _record_costs(trial, spec, model)
-        with clock.phase("convert"):
-            tflite = to_tflite(model, spec.quant, context.calibration)
-        figures = _accuracy(trial, history, tflite, context, clock)
-        latency = _measure(trial, tflite, context, clock)
-        _store(trial, tflite, latency, figures, context, clock)
-        values = {"dice": figures["dice"], "latency_ms": latency["median_ms"], "size_kb": len(tflite) / 1024}
+            _check_before_training(trial, untrained, config)
+        trained = _train(trial, spec, context, clock, lambda: _judge(trial, front, untrained, config))
+        evaluation = pipeline.finish(spec, trained, context.data, context.device, context.protocol, clock)
+        _set(trial, **evaluation.figures)
+        record = (trial._trial_id, trial.study.study_name, trial.number)
+        pipeline.store(context.store, record, evaluation, context.device, context.protocol, context.data, clock)
+        values = evaluation.values
         _record_constraints(trial, config, values)
         return [values[name] for name in config.objectives]
     except Infeasible as reason:
@@ -193,7 +129,7 @@ def values_if_infeasible(trial) -> dict[str, float]:
     return {"dice": 0.0, "latency_ms": attrs.get("latency_ms", math.inf), "size_kb": math.inf if size is None else size}
 
 
-def _check_before_training(untrained: Untrained, config: SearchConfig):
+def _check_before_training(trial, untrained: Untrained, config: SearchConfig):
     """The untrained model's size, then its latency, against the constraints."""
     violations = []
     if config.max_size_kb and untrained.size_kb > config.max_size_kb:
@@ -201,56 +137,45 @@ def _check_before_training(untrained: Untrained, config: SearchConfig):
     if config.max_latency_ms and not violations and untrained.latency_ms > config.max_latency_ms:
         violations.append(f"latency {untrained.latency_ms:.2f} ms > --max-latency-ms {config.max_latency_ms:g}")
     if violations:
-        latency = untrained.trial.user_attrs.get("latency_ms", 0.0)
+        latency = trial.user_attrs.get("latency_ms", 0.0)
         values = {"dice": 0.0, "latency_ms": latency, "size_kb": untrained.size_kb}
-        _set_constraints(untrained.trial, config, values)
+        _set_constraints(trial, config, values)
         raise Infeasible("; ".join(violations) + " (rejected before training)")
 
 
-def _record_costs(trial, spec, model) -> None:
-    """Parameters and MACs from the layer shapes (a QAT-wrapped model is counted on a plain build)."""
-    from space.model import build, is_quantization_aware, static_costs
-
-    costs = static_costs(build(spec) if is_quantization_aware(model) else model)
-    _set(trial, params=costs.params, macs=costs.macs)
-
-
-def _train(trial, spec, context, clock, judge):
+def _train(trial, spec, context, clock, judge) -> pipeline.Trained:
+    """An earlier training of the same spec (one that differs only in PTQ), or a new one."""
     earlier = context.trained.get(spec)
     if earlier is not None:
-        model, history, info, number = earlier
-        _set(trial, dice_history=[round(float(dice), 4) for dice in history.val_dice],
-             training={**info, "reused_from": number})
-        return model, history
-    model, history = _fit(trial, spec, context, clock, judge)
-    context.trained.put(spec, model, history, trial.user_attrs.get("training", {}), trial.number)
-    return model, history
+        trained, number = earlier
+        _set(trial, dice_history=[round(float(dice), 4) for dice in trained.history.val_dice],
+             training={**trained.info, "reused_from": number})
+        return trained
+    trained = _fit(trial, spec, context, clock, judge())
+    context.trained.put(spec, trained, trial.number)
+    return trained
 
 
-def _fit(trial, spec, context, clock, judge):
+def _fit(trial, spec, context, clock, verdict) -> pipeline.Trained:
+    """Train with ``verdict`` judging every epoch; a stopped candidate is pruned, its reason recorded."""
     import optuna
-
-    from evaluators.train import fit_candidate
-
-    config = context.config
-    verdict = judge()
 
     def keep_going(epoch: int, val_dice: float) -> bool:
         history = trial.user_attrs.get("dice_history", []) + [round(float(val_dice), 4)]
         trial.set_user_attr("dice_history", history)
         return not verdict(len(history) - 1, val_dice)
 
-    with clock.phase("train"):
-        model, history, info = fit_candidate(spec, context.data, config.epochs, callback=keep_going, **config.training)
-    if info:
-        _set(trial, training=_jsonable(info))
+    trained = pipeline.train(spec, context.data, context.config.epochs, context.config.training, clock, keep_going)
+    if trained.info:
+        _set(trial, training=trained.info)
+    history = trained.history
     if history.stopped_early:
         ahead = ", ".join(f"#{number}" for number in verdict.ahead)
         members = "every front member" + (" no slower and no larger" if verdict.costs else "")
         reason = f"validation Dice {history.val_dice[-1]:.3f} after epoch {len(history.val_dice)} is below that of {members} ({ahead})"
         _set(trial, stopped_early=reason)
         raise optuna.TrialPruned(reason)
-    return model, history
+    return trained
 
 
 def front_members(study) -> list[FrontMember]:
@@ -307,47 +232,6 @@ def _judge(trial, front, untrained: Untrained, config: SearchConfig) -> Verdict:
     return Verdict(front(), config.epochs, lambda: untrained.costs(names))
 
 
-def _accuracy(trial, history, tflite, context, clock) -> dict:
-    """Dice and IoU of the converted model; the float Dice is the Keras model's after the last
-    epoch (the training already measured it on the same validation images)."""
-    from evaluators.accuracy import evaluate_tflite
-
-    with clock.phase("evaluate"):
-        figures = evaluate_tflite(tflite, context.data)
-    if not math.isfinite(figures["dice"]):
-        raise RuntimeError("the converted model's Dice is not a number")
-    _set(trial, dice=figures["dice"], iou=figures["iou"], float_dice=float(history.val_dice[-1]))
-    return figures
-
-
-def _measure(trial, tflite, context, clock) -> dict:
-    with clock.phase("latency"):
-        stats = context.device.measure(tflite, context.protocol)
-    _set(
-        trial,
-        latency_ms=stats["median_ms"], latency_p10_ms=stats["p10_ms"], latency_p90_ms=stats["p90_ms"],
-        latency_cv=stats["cv"], device=context.device.name, size_bytes=len(tflite),
-        peak_memory_bytes=stats.get("peak_activation_bytes"),
-    )
-    if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
-        _set(trial, xnnpack_error=stats["xnnpack_error"])
-    return stats
-
-
-def _store(trial, tflite, latency, figures, context, clock):
-    from evaluators.accuracy import predict_tflite, preview_pngs
-
-    with clock.phase("store"):
-        trial_id = trial._trial_id
-        study_name = trial.study.study_name
-        context.store.save_artifact(trial_id, study_name, trial.number, tflite)
-        context.store.save_measurement(
-            trial_id, context.device.name, context.device.info(), _jsonable(context.protocol), _jsonable(latency)
-        )
-        images, masks = context.data.val_images[:3], context.data.val_masks[:3]
-        context.store.save_previews(trial_id, preview_pngs(images, masks, predict_tflite(tflite, images)))
-
-
 def _record_constraints(trial, config: SearchConfig, values: dict):
     _set_constraints(trial, config, values)
     if config.min_dice is not None and values["dice"] < config.min_dice:
@@ -365,20 +249,4 @@ def _set_constraints(trial, config: SearchConfig, values: dict) -> None:
 
 def _set(trial, **attrs):
     for key, value in attrs.items():
-        trial.set_user_attr(key, _jsonable(value))
-
-
-def _jsonable(value):
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if hasattr(value, "to_dict"):
-        value = value.to_dict()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+        trial.set_user_attr(key, jsonable(value))

@@ -98,21 +98,14 @@ def _context(config, data_path: str):
 
     from evaluators.data import Dataset
     from evaluators.devices import open_devices
+    from search.pipeline import latency_protocol
     from search.trial import TrialContext
     from studies.store import ResultStore
 
     arrays = np.load(data_path)
     data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
     device = open_devices(list(config.devices), config.device_token, config.threads)
-    return TrialContext(config, data, device, ResultStore(config.storage), search_protocol(config.threads, config.latency_clock))
-
-
-def search_protocol(threads: int, clock: str = "wall"):
-    """The latency protocol of a search: the defaults (10 warm-up, at least 50 timed runs), with
-    half a second of timing at least instead of one, since every trial is timed."""
-    from evaluators.runtime import Protocol
-
-    return Protocol(threads=threads, min_seconds=0.5, clock=clock)
+    return TrialContext(config, data, device, ResultStore(config.storage), latency_protocol(config.threads, config.latency_clock))
 
 
 def _limit_threads(workers: int) -> None:

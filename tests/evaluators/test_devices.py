@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from evaluators.devices import DeviceError, DevicePool, LocalDevice, RemoteDevice, open_devices
-from tests.evaluators.latency_helpers import QUICK, TOKEN, running_agent, unet_bytes
+from evaluators.devices import DeviceBusy, DeviceError, DevicePool, LocalDevice, RemoteDevice, open_devices
+from tests.evaluators.latency_helpers import QUICK, TOKEN, running_agent, unet_bytes, wait_until_busy
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,18 +38,42 @@ def test_local_and_agent_medians_agree():
     assert remote_median == pytest.approx(local_median, rel=0.25)
 
 
+class CountingBoard(RemoteDevice):
+    """A RemoteDevice that notes every 409 (DeviceBusy) it raises to the pool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.busy = []
+
+    def measure(self, model_bytes, protocol=None):
+        try:
+            return super().measure(model_bytes, protocol)
+        except DeviceBusy as error:
+            self.busy.append(str(error))
+            raise
+
+
 def test_busy_board_is_retried_until_it_is_free():
     with running_agent() as (url, _):
-        # two hosts sharing one board: each has its own pool, so one of them gets 409 at first
-        pools = [DevicePool([RemoteDevice(url, TOKEN)], rounds=8, backoff=0.2) for _ in range(2)]
-        results = []
-        threads = [threading.Thread(target=lambda p=p: results.append(p.measure(unet_bytes(), {**QUICK, "min_seconds": 0.5})))
-                   for p in pools]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert len(results) == 2
+        # another host holds the board for a few seconds: this host's pool gets 409 until it is free
+        other = threading.Thread(target=lambda: RemoteDevice(url, TOKEN).measure(unet_bytes(), {**QUICK, "runs": 1, "min_seconds": 3}))
+        other.start()
+        wait_until_busy(url)
+        board = CountingBoard(url, TOKEN)
+        result = DevicePool([board], rounds=8, backoff=0.2).measure(unet_bytes(), QUICK)
+        other.join()
+    assert board.busy and all("busy" in message for message in board.busy)  # a 409 was answered...
+    assert result["median_ms"] > 0 and result["device"] == url  # ...and retried until the board measured
+
+
+def test_busy_board_fails_after_the_last_round_with_its_reason():
+    with running_agent() as (url, _):
+        other = threading.Thread(target=lambda: RemoteDevice(url, TOKEN).measure(unet_bytes(), {**QUICK, "runs": 1, "min_seconds": 3}))
+        other.start()
+        wait_until_busy(url)
+        with pytest.raises(DeviceError, match=f"after 2 tries: {url}: busy"):
+            DevicePool([RemoteDevice(url, TOKEN)], rounds=2, backoff=0.05).measure(unet_bytes(), QUICK)
+        other.join()
 
 
 def test_pool_spreads_parallel_measurements_over_free_boards():

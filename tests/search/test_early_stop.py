@@ -1,13 +1,11 @@
-import time
-
 import optuna
 import pytest
 
 from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
 from search.config import SearchConfig
-from search.trial import FrontMember, Stopwatch, TrialContext, Verdict, evaluate
-from search.worker import search_protocol
+from search.pipeline import latency_protocol
+from search.trial import FrontMember, TrialContext, Verdict, evaluate
 from space.sampling import params_of
 from space.spec import uniform
 from studies.storage import open_storage
@@ -68,7 +66,7 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
                           threads=1, quant_modes=("float32",), early_stop="cheaper")
     context = TrialContext(config, load_dataset("synthetic", 32, 3, seed=0, limit=40), LocalDevice(threads=1),
-                           ResultStore(url), search_protocol(1))
+                           ResultStore(url), latency_protocol(1))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
     study.enqueue_trial(params_of(uniform("standard", depth=3, base_width=4, input_size=32), config.space))
@@ -87,17 +85,6 @@ def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_c
 def test_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="early-stop: unknown 'sometimes'; choose one of front, cheaper, off"):
         SearchConfig(early_stop="sometimes")
-
-
-def test_nested_phases_count_for_themselves_only():
-    clock = Stopwatch()
-    with clock.phase("train"):
-        time.sleep(0.05)
-        with clock.phase("convert"):
-            time.sleep(0.1)
-    summary = clock.summary()
-    assert summary["train"] >= 0.05 and summary["convert"] >= 0.1
-    assert summary["train"] + summary["convert"] == pytest.approx(summary["total"], abs=0.005)  # not counted twice
 
 
 def test_front_members_are_the_feasible_front_whatever_form_the_constraints_took():

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from search.pipeline import SEARCH_MIN_SECONDS
 from tests.conftest import run_cli
 
 
@@ -66,6 +67,8 @@ def test_retrained_export_keeps_search_and_final_figures(tiny_search, tmp_path):
     assert final["dice_held_out"] is False and "not a held-out" in final["dice_note"]
     assert final["size_bytes"] == len(written) and final["device"] == "local"
     assert final["protocol"]["threads"] == 1  # the study's --threads
+    assert final["protocol"]["min_seconds"] == SEARCH_MIN_SECONDS  # timed as the search timed it
+    assert {"train", "convert", "evaluate", "latency", "total"} <= set(final["seconds"])  # the pipeline's one clock
     assert len(final["history"]["val_dice"]) == 1
     assert sidecar["quant"]["mode"] == json.loads((tmp_path / "plain.json").read_text())["quant"]["mode"]
 

@@ -9,8 +9,8 @@ from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
 from search.config import SearchConfig
 from search.loop import _top_up
+from search.pipeline import latency_protocol
 from search.trial import TrialContext, evaluate
-from search.worker import search_protocol
 from space.presets import PRESETS, preset
 from space.sampling import SearchSpace, in_space, params_of
 from studies.storage import open_storage
@@ -51,7 +51,7 @@ def test_presets_are_enqueued_with_parameters_and_the_study_records_them(tmp_pat
         assert trial.system_attrs["fixed_params"] == expected
 
     data = load_dataset("synthetic", 32, 3, seed=0, limit=24)
-    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), search_protocol(1))
+    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), latency_protocol(1))
     trial = study.ask()  # the first enqueued preset: unet
     study.tell(trial, evaluate(trial, context))
     done = study.trials[trial.number]

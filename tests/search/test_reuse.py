@@ -7,8 +7,9 @@ import optuna
 from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
 from search.config import SearchConfig
+from search.pipeline import latency_protocol
 from search.trial import TrialContext, evaluate
-from search.worker import _release_memory, search_protocol
+from search.worker import _release_memory
 from space.sampling import params_of
 from space.spec import QuantSpec, uniform
 from studies.storage import open_storage
@@ -20,7 +21,7 @@ def test_a_spec_that_differs_only_in_ptq_reuses_the_trained_model(tmp_path):
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=2, batch_size=8, depths=(3,), widths=(4,),
                           threads=1, quant_modes=("float32", "int8"))
     data = load_dataset("synthetic", 32, 3, seed=0, limit=40)
-    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), search_protocol(1))
+    context = TrialContext(config, data, LocalDevice(threads=1), ResultStore(url), latency_protocol(1))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=open_storage(url), directions=config.directions)
     spec = uniform("depthwise", depth=3, base_width=4, input_size=32)
