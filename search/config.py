@@ -18,7 +18,8 @@ from studies.names import default_study_name  # noqa: F401 - start names its def
 from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and aliases: one vocabulary
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
-BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False}
+BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
+               "test_fraction": 0.0}
 
 
 class _Methods:

@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from search.config import SearchConfig, merge_with_stored
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
@@ -108,6 +106,7 @@ def _load_data(config: SearchConfig, reporter):
         data = load_dataset(
             config.data, config.image_size, config.channels, seed=config.seed,
             synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction,
         )
     for note in data.warnings:
         reporter.note(f"warning: {note}")
@@ -207,9 +206,10 @@ def _remove_orphans() -> None:
 
 
 def _save_data(data, folder: Path) -> Path:
+    from evaluators.data import save_arrays
+
     path = folder / "data.npz"
-    np.savez(path, train_images=data.train_images, train_masks=data.train_masks,
-             val_images=data.val_images, val_masks=data.val_masks, name=np.array(data.name))
+    save_arrays(data, path)
     return path
 
 

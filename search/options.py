@@ -74,6 +74,10 @@ OPTIONS = (
     Option("channels", int, 3, "input channels", group=_DATA, choices=(1, 3)),
     Option("synthetic_count", int, 256, "image pairs the built-in data generates", group=_DATA, low=1),
     Option("data_limit", int, None, "use at most this many image pairs", group=_DATA, low=1),
+    Option("val_fraction", float, 0.2, "share of the pairs the search selects on (validation)", group=_DATA,
+           above=0, high=0.8),
+    Option("test_fraction", float, 0.2, "share of the pairs held out for reporting only (a folder's own test/ "
+           "replaces it; 0: none)", group=_DATA, low=0, high=0.8),
     Option("epochs", int, 3, "training epochs per trial", group=_DATA, low=1),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),

@@ -94,16 +94,13 @@ def _load_study(config, index: int):
 
 
 def _context(config, data_path: str):
-    import numpy as np
-
-    from evaluators.data import Dataset
+    from evaluators.data import load_arrays
     from evaluators.devices import open_devices
     from search.pipeline import latency_protocol
     from search.trial import TrialContext
     from studies.store import ResultStore
 
-    arrays = np.load(data_path)
-    data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
+    data = load_arrays(data_path)
     device = open_devices(list(config.devices), config.device_token, config.threads)
     return TrialContext(config, data, device, ResultStore(config.storage), latency_protocol(config.threads, config.latency_clock))
 
