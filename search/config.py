@@ -34,7 +34,16 @@ class _Methods:
         if len(objectives) < 2 or len(set(objectives)) != len(objectives):
             raise ValueError("--objectives: name two or three different ones of dice, latency, size")
         object.__setattr__(self, "objectives", objectives)
+        if self.rungs:
+            object.__setattr__(self, "epochs", self.rung_plan.horizon)  # the most a candidate trains
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
+
+    @property
+    def rung_plan(self):
+        """The :class:`search.rungs.Rungs` of ``--rungs`` and ``--eta``, or ``None`` (one fidelity)."""
+        from search.rungs import Rungs
+
+        return Rungs(tuple(self.rungs), self.eta) if self.rungs else None
 
     def _check_input_sizes(self, space) -> None:
         """Every input size must suit every depth the search may build, or every trial would fail."""

@@ -124,10 +124,11 @@ def _check_devices(config: SearchConfig) -> None:
 
 
 def counted(trials) -> list:
-    """The trials that count against the budget: all but failed trials that were retried and
-    trials withdrawn by a lower budget."""
+    """The trials that count against the budget, one per candidate: all but failed trials that were
+    retried, trials withdrawn by a lower budget and promotions to a higher rung (search.rungs)."""
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
-    return [trial for trial in trials if trial.number not in retried and not _withdrawn(trial)]
+    return [trial for trial in trials
+            if trial.number not in retried and not _withdrawn(trial) and "parent" not in trial.user_attrs]
 
 
 def _withdrawn(trial) -> bool:

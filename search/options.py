@@ -78,7 +78,11 @@ OPTIONS = (
            above=0, high=0.8),
     Option("test_fraction", float, 0.2, "share of the pairs held out for reporting only (a folder's own test/ "
            "replaces it; 0: none)", group=_DATA, low=0, high=0.8),
-    Option("epochs", int, 3, "training epochs per trial", group=_DATA, low=1),
+    Option("epochs", int, 3, "training epochs per trial (with --rungs: those of the last rung)", group=_DATA, low=1),
+    Option("rungs", int, None, "epochs at the end of each rung, e.g. 2,6,18: every candidate trains to the first, "
+           "and the best 1/eta of each rung (and every preset) go on to the next", group=_DATA, many=True,
+           metavar="E,E", shown="off", low=1),
+    Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",

@@ -209,12 +209,15 @@ def trial_record(trial, objectives) -> dict:
         "latency_ms": attrs.get("latency_ms"), "size_kb": round(size, 1) if size is not None else None,
         "seconds": (attrs.get("seconds") or {}).get("total"), "infeasible": attrs.get("infeasible"),
         "stopped_early": attrs.get("stopped_early"), "error": attrs.get("error"),
+        "dice_ci95": attrs.get("dice_ci95"), "rung": attrs.get("rung"), "parent": attrs.get("parent"),
     }
 
 
 def trial_line(trial, objectives) -> str:
     record = trial_record(trial, objectives)
     name = f"[{record['preset']}] " if record["preset"] else ""
+    if record["rung"]:
+        name += f"(rung {record['rung']} of #{record['parent']}) "
     head = f"#{record['number']:<4} {name}{record['summary'] or '?'}"
     if record["state"] == "fail":
         return f"{head}  FAILED: {record['error'] or 'worker died'}"
@@ -222,7 +225,7 @@ def trial_line(trial, objectives) -> str:
         return f"{head}  stopped early: {record['stopped_early'] or ''}"
     figures = []
     if record["dice"] is not None:
-        figures.append(f"Dice {record['dice']:.3f}")
+        figures.append(f"Dice {record['dice']:.3f}" + _plus_minus(record["dice_ci95"]))
     if record["latency_ms"] is not None:
         figures.append(f"{record['latency_ms']:.2f} ms")
     if record["size_kb"] is not None:
@@ -231,6 +234,13 @@ def trial_line(trial, objectives) -> str:
         figures.append(f"{record['seconds']:.0f} s")
     tail = f"  infeasible: {record['infeasible']}" if record["infeasible"] else ""
     return f"{head}  " + "  ".join(figures) + tail
+
+
+def _plus_minus(interval) -> str:
+    """``±0.031``: half the 95% interval (nothing for trials that recorded none)."""
+    if not (isinstance(interval, list) and len(interval) == 2):
+        return ""
+    return f"±{(interval[1] - interval[0]) / 2:.3f}"
 
 
 def preset_lines(study, objectives) -> list[str]:

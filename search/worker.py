@@ -31,6 +31,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     import optuna
 
     from studies.optuna_internals import fail_stale_trials, pop_waiting_trial_id
+    from search.rungs import claim_promotion
     from search.samplers import make_sampler
     from search.trial import evaluate
 
@@ -41,7 +42,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     context = _context(config, data_path)
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study)
-        trial_id = pop_waiting_trial_id(study)
+        trial_id = claim_promotion(study, config) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
         if trial_id is None:
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
