@@ -36,6 +36,11 @@ class _Methods:
         object.__setattr__(self, "objectives", objectives)
         if self.rungs:
             object.__setattr__(self, "epochs", self.rung_plan.horizon)  # the most a candidate trains
+        if self.distill:
+            from search.teacher import check_source
+            from space.presets import PRESETS
+
+            check_source(self.distill, list(PRESETS))
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
 
     @property

@@ -52,6 +52,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     study = optuna.load_study(study_name=config.study, storage=storage)
     _top_up(study, config)  # first: trials it withdraws are not reported as failed
     reporter.begin(study, config, data)
+    _prepare_teacher(config, data, reporter)
     _remove_orphans()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
         (Path(folder) / "owner").write_text(str(os.getpid()))
@@ -87,6 +88,14 @@ def _create_study(config: SearchConfig, storage) -> None:
     study.set_metric_names(list(config.objectives))
     study.set_user_attr("constraints", config.constraints)
     study.set_user_attr("config", config.to_dict())  # last: a study with its config is complete
+
+
+def _prepare_teacher(config: SearchConfig, data, reporter) -> None:
+    from search.teacher import prepare
+    from studies.store import ResultStore
+
+    with ResultStore(config.storage) as store:
+        prepare(config, data, store, reporter.note)
 
 
 def _check_data_folder(data: str) -> None:

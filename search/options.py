@@ -83,6 +83,12 @@ OPTIONS = (
            "and the best 1/eta of each rung (and every preset) go on to the next", group=_DATA, many=True,
            metavar="E,E", shown="off", low=1),
     Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
+    Option("distill", str, None, "a teacher for every searched candidate: a preset name, such as unet, trained "
+           "once per study for --epochs", group=_DATA, metavar="PRESET", shown="none"),
+    Option("distill_weight", float, 0.5, "with --distill: the weight of the teacher's soft targets in the loss",
+           group=_DATA, low=0, high=1),
+    Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
+           group=_DATA, above=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",

@@ -63,6 +63,7 @@ class TrialContext:
     store: object  # studies.store.ResultStore
     protocol: object  # evaluators.runtime.Protocol
     trained: TrainedModels = dataclasses.field(default_factory=TrainedModels)
+    teacher: object = None  # evaluators.distill.Teacher of --distill
 
     @property
     def calibration(self) -> np.ndarray:
@@ -201,6 +202,9 @@ def _fit(trial, spec, context, clock, verdict) -> pipeline.Trained:
         return not verdict(len(history) - 1, val_dice)
 
     stage = _stage(trial, spec, context)
+    if context.teacher is not None and not trial.user_attrs.get("preset"):  # presets are references: plain training
+        stage["teacher"] = context.teacher
+        _set(trial, distilled_from=context.config.distill)
     if "resume" in stage:
         _set(trial, resumed_at_epoch=stage["resume"].epochs)
     trained = pipeline.train(spec, context.data, stage.pop("epochs"), context.config.training, clock, keep_going, **stage)

@@ -98,12 +98,15 @@ def _context(config, data_path: str):
     from evaluators.data import load_arrays
     from evaluators.devices import open_devices
     from search.pipeline import latency_protocol
+    from search.teacher import teacher_of
     from search.trial import TrialContext
     from studies.store import ResultStore
 
     data = load_arrays(data_path)
     device = open_devices(list(config.devices), config.device_token, config.threads)
-    return TrialContext(config, data, device, ResultStore(config.storage), latency_protocol(config.threads, config.latency_clock))
+    store = ResultStore(config.storage)
+    return TrialContext(config, data, device, store, latency_protocol(config.threads, config.latency_clock),
+                        teacher=teacher_of(config, store))
 
 
 def _limit_threads(workers: int) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, U
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 2
-"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints and confirmations."""
+"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints, confirmations and teachers."""
 
 
 def _tables_only(connection) -> None:
@@ -123,4 +123,18 @@ class Confirmation(Base):
     seed: Mapped[int] = mapped_column(Integer, nullable=False)
     figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     tflite: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Teacher(Base):
+    """A study's distillation teacher: its probabilities on the study's training images (``.npy``
+    bytes, in the order of the split) and what it is (``source``: a preset name or ``trial:N``)."""
+
+    __tablename__ = "naslite_teachers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), nullable=False, unique=True, index=True)
+    source: Mapped[str] = mapped_column(String(128), nullable=False)
+    figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    targets: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)

@@ -240,3 +240,19 @@ class ResultStore:
         row = records.Confirmation
         return self._run(lambda s: s.scalar(sqlalchemy.select(row.tflite).where(
             row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed)))
+
+    # -- teachers ---------------------------------------------------------------------------------
+    def save_teacher(self, study_name: str, source: str, targets: bytes, figures: dict) -> None:
+        """Keep ``study_name``'s distillation teacher (its targets as ``.npy`` bytes), replacing an earlier one."""
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Teacher).where(records.Teacher.study_name == study_name))
+            session.add(records.Teacher(study_name=study_name, source=source, targets=bytes(targets), figures=dict(figures)))
+
+        self._run(work)
+
+    def teacher(self, study_name: str) -> dict[str, Any] | None:
+        """``{"source", "targets", "figures"}`` of the study's teacher, or ``None``."""
+        row = self._run(lambda s: s.execute(sqlalchemy.select(
+            records.Teacher.source, records.Teacher.targets, records.Teacher.figures,
+        ).where(records.Teacher.study_name == study_name)).first())
+        return dict(row._mapping) if row is not None else None

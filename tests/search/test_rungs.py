@@ -78,3 +78,24 @@ def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp
     on_front = {p.number for p in front(study_points(load_study(url, "r")))}
     assert not on_front & {c.user_attrs["parent"] for c in promoted}
     assert "(rung 1 of #" in result.stdout
+
+
+def test_distillation_trains_the_teacher_once_and_every_searched_candidate_learns_from_it(tmp_path):
+    from studies.store import ResultStore
+    from studies.storage import load_study
+    from tests.conftest import TINY_SEARCH, run_cli
+
+    tiny = [a if a != "2" else "1" for a in TINY_SEARCH]  # one epoch
+    result = run_cli("start", "--budget", "2", "--study", "d", "--distill", "unet", "--distill-weight", "0.7", *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("training the teacher unet") == 1
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with ResultStore(url, create=False) as store:
+        teacher = store.teacher("d")
+    assert teacher["source"] == "unet" and teacher["figures"]["epochs"] == 1
+    trials = load_study(url, "d").get_trials()
+    assert [t.user_attrs.get("distilled_from") for t in trials] == ["unet", "unet"]
+    again = run_cli("start", "--budget", "3", "--study", "d", cwd=tmp_path)  # continued: the stored teacher, not a new one
+    assert again.returncode == 0 and "training the teacher" not in again.stdout
+    bad = run_cli("start", "--budget", "1", "--distill", "resnet", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("search: error: --distill: unknown teacher 'resnet'; give a preset: unet,")
