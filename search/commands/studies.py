@@ -26,7 +26,7 @@ def run(args):
     if infos:
         with ResultStore(args.storage, create=False) as store:
             space = database_space(store)
-        print(format_space(space))
+        print("\n" + format_space(space))
         if space["artifacts"] + space["previews"]:
             print("  to keep the models of the front only: search prune --study NAME [--keep front|knee] [--vacuum]")
     return 0
