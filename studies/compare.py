@@ -31,10 +31,13 @@ class Side:
     devices: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        row = lambda p: None if p is None else {"number": p.number, "summary": p.summary, "preset": p.preset, **p.values}  # noqa: E731
-        return {"study": self.name, "front": [row(p) for p in self.front], "hypervolume": self.hypervolume,
-                "best_dice": row(self.best_dice), "fastest": row(self.fastest), "knee": row(self.knee),
+        return {"study": self.name, "front": [_row(p) for p in self.front], "hypervolume": self.hypervolume,
+                "best_dice": _row(self.best_dice), "fastest": _row(self.fastest), "knee": _row(self.knee),
                 "devices": list(self.devices)}
+
+
+def _row(point: TrialPoint | None) -> dict[str, Any] | None:
+    return None if point is None else {"number": point.number, "summary": point.summary, "preset": point.preset, **point.values}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,16 +83,21 @@ def compare_studies(study_a, study_b) -> Comparison:
 
 
 def _side(name, points, members, metrics, reference) -> Side:
-    best = lambda metric: max(members, key=lambda p: -sign(metric) * p.values[metric]) if members and metric in metrics else None  # noqa: E731
     return Side(
         name=name,
         front=members,
         hypervolume=pareto.hypervolume(points, metrics, reference),
-        best_dice=best("dice"),
-        fastest=best("latency_ms"),
+        best_dice=_best(members, "dice", metrics),
+        fastest=_best(members, "latency_ms", metrics),
         knee=knee(points, metrics) if members else None,
         devices=tuple(sorted({str(p.attrs["device"]) for p in members if p.attrs.get("device")})),
     )
+
+
+def _best(members: list[TrialPoint], metric: str, metrics) -> TrialPoint | None:
+    if not members or metric not in metrics:
+        return None
+    return max(members, key=lambda p: (-sign(metric) * p.values[metric], -p.number))
 
 
 # -- rendering -----------------------------------------------------------------------------------

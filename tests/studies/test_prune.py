@@ -3,6 +3,7 @@
 import hashlib
 import json
 
+import numpy as np
 import optuna
 import pytest
 
@@ -24,7 +25,7 @@ def db(tmp_path):
     url = f"sqlite:///{path}"
     study = make_study(storage.open_storage(url), "demo", POINTS)
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING))
-    tflite, image = TINY_TFLITE.read_bytes(), png(__import__("numpy").full((32, 32, 3), 7, "uint8"))
+    tflite, image = TINY_TFLITE.read_bytes(), png(np.full((32, 32, 3), 7, "uint8"))
     with ResultStore(url) as store:
         for trial in study.trials:
             store.save_artifact(trial._trial_id, "demo", trial.number, tflite)
