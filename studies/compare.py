@@ -69,9 +69,11 @@ def compare_studies(study_a, study_b) -> Comparison:
     """Compare two Optuna studies made by ``search start`` (see the module docstring)."""
     metrics = shared_metrics(study_a, study_b)
     points_a, points_b = study_points(study_a), study_points(study_b)
-    references = [pareto.default_reference(points, metrics) for points in (points_a, points_b)]
-    reference = {m: max((r[m] for r in references), key=lambda v: sign(m) * v) for m in metrics}
     front_a, front_b = front(points_a, metrics), front(points_b, metrics)
+    # a study without a front has only a placeholder reference: it must not widen the other's box
+    measured = [points for points, members in ((points_a, front_a), (points_b, front_b)) if members] or [points_a]
+    references = [pareto.default_reference(points, metrics) for points in measured]
+    reference = {m: max((r[m] for r in references), key=lambda v: sign(m) * v) for m in metrics}
     return Comparison(
         metrics=metrics,
         reference=reference,

@@ -48,3 +48,10 @@ def test_compare_refuses_bad_names_in_one_line(two_studies, names, message):
     result = run_cli("compare", *names, "--storage", two_studies)
     assert result.returncode == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_study_without_a_front_does_not_change_the_reference(two_studies):
+    make_study(storage.open_storage(two_studies), "empty", [])
+    found = json.loads(run_cli("compare", "a", "empty", "--storage", two_studies, "--json").stdout)
+    assert found["reference"] == pytest.approx({"dice": 0.0, "latency_ms": 11.0, "size_kb": 110.0})  # a's own
+    assert found["b"]["study"] == "empty" and found["b"]["front"] == [] and found["b"]["knee"] is None
