@@ -16,9 +16,11 @@ import textwrap
 
 from search import __version__
 
-COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "predict")
+COMMANDS = ("space", "presets", "start", "status", "studies", "compare", "prune", "bench", "agent", "dashboard", "report", "export",
+            "predict", "data")
 TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
-INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                PermissionError)
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -31,12 +31,13 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
 
     import optuna
 
-    from studies.storage import new_sqlite_file, open_storage, remove_if_unused
+    from studies.storage import new_sqlite_file, open_storage, remove_if_unused, shown
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if "data" in explicit:
         _check_data_folder(config.data)  # before the storage: "no such folder" says more than a conflict
+    reporter.note(f"opening study {config.study!r} in {shown(config.storage)}")  # at once: what follows takes seconds
     new_file = new_sqlite_file(config.storage)
     storage = open_storage(config.storage)
     try:
@@ -108,8 +109,11 @@ def _check_data_folder(data: str) -> None:
 def _load_data(config: SearchConfig, reporter):
     import warnings
 
-    from evaluators.data import load_dataset
+    from evaluators.data import SYNTHETIC, load_dataset
 
+    started = time.time()
+    what = f"{config.data_limit or config.synthetic_count} generated pairs" if config.data == SYNTHETIC else config.data
+    reporter.note(f"loading data: {what} at {config.image_size}x{config.image_size} ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the reporter shows data.warnings, once
         data = load_dataset(
@@ -117,6 +121,7 @@ def _load_data(config: SearchConfig, reporter):
             synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
             val_fraction=config.val_fraction, test_fraction=config.test_fraction,
         )
+    reporter.note(f"loaded in {time.time() - started:.1f} s")
     for note in data.warnings:
         reporter.note(f"warning: {note}")
     return data

@@ -6,11 +6,14 @@ Where stderr is not a terminal (a log file, CI) the bar's figures end each trial
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 from search.loop import FINISHED, counted
 from search.pipeline import duration as _clock
+
+MIN_BAR_COLUMNS = 40  # narrower (a zero-width terminal, COLUMNS=0), tqdm cuts the bar to nothing
 
 
 class Reporter:
@@ -83,8 +86,8 @@ class Reporter:
 
 
 class BarReporter(Reporter):
-    """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, the
-    bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
+    """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, or one
+    narrower than ``MIN_BAR_COLUMNS``, the bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
 
     shows_progress = True
 
@@ -94,7 +97,7 @@ class BarReporter(Reporter):
 
     def _start(self, study, config, data) -> None:
         self.note(self._describe(study, config, data))
-        if self.err.isatty():
+        if bar_fits(self.err):
             from tqdm import tqdm
 
             self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",
@@ -130,6 +133,17 @@ class BarReporter(Reporter):
         rate = elapsed / max(done - self.first, 1)
         left = max(self.budget - done, 0) * rate
         return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
+
+
+def bar_fits(stream) -> bool:
+    """Whether ``stream`` is a terminal wide enough for the bar (``COLUMNS``, when set, wins)."""
+    if not stream.isatty():
+        return False
+    try:
+        columns = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").strip() else os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return False
+    return columns >= MIN_BAR_COLUMNS
 
 
 class QuietReporter(Reporter):

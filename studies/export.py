@@ -30,6 +30,7 @@ from studies import pareto
 from studies.front import TrialPoint, front, study_points
 from studies.metrics import METRICS
 from studies.files import write_atomically
+from studies.space import pruned_sha256
 
 SIDECAR_FORMAT = "nas-lite-export/1"
 NORMALISATION = "float images scaled to [0, 1] (pixel / 255), NHWC, batch 1"
@@ -199,6 +200,14 @@ def nas_lite_version() -> str:
         return "unknown"
 
 
+def _no_model(study, point: TrialPoint) -> str:
+    where = f"trial {point.number} of study {study.study_name}"
+    if pruned_sha256(study, point.number):
+        return (f"the model of {where} was deleted by 'search prune'; get it back by retraining its spec: "
+                f"search export --trial {point.number} --retrain-epochs E -o model.tflite")
+    return f"{where} has no stored .tflite; choose another trial (see 'search status')"
+
+
 def export(
     study, store, output: str | os.PathLike, *,
     trial: int | None = None, pick: str | None = None,
@@ -210,15 +219,16 @@ def export(
     ``retrain`` the file is the stored artifact byte for byte (its SHA-256 equals the stored one).
     With ``retrain(spec, point) -> (tflite, final_metrics)`` the file is the retrained model and
     the sidecar's ``final`` holds ``final_metrics``. Errors: see :func:`select` and
-    :func:`check_output`; a trial without a stored artifact is a ``LookupError``.
+    :func:`check_output`; a trial without a stored artifact (say, deleted by ``search prune``) is a
+    ``LookupError`` unless ``retrain`` makes its model again.
     """
     output = check_output(output)
     point = select(study, trial=trial, pick=pick)
     tflite = store.artifact(point.trial_id)
-    if tflite is None:
-        raise LookupError(f"trial {point.number} of study {study.study_name} has no stored .tflite; choose another trial (see 'search status')")
-    stored_sha = store.artifact_sha256(point.trial_id)
-    if hashlib.sha256(tflite).hexdigest() != stored_sha:
+    if tflite is None and retrain is None:
+        raise LookupError(_no_model(study, point))
+    stored_sha = store.artifact_sha256(point.trial_id) or pruned_sha256(study, point.number)
+    if tflite is not None and hashlib.sha256(tflite).hexdigest() != stored_sha:
         raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
     final = None
     if retrain is not None:
