@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        if getattr(args, "default_note", None):
+            print(args.default_note, file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print("search: interrupted; finished trials are stored, start the same command again to continue", file=sys.stderr)
         return 130
