@@ -199,6 +199,27 @@ def nas_lite_version() -> str:
         return "unknown"
 
 
+def stored_artifact(study, store, point: TrialPoint) -> tuple[bytes, str]:
+    """The trial's stored ``.tflite`` and its SHA-256, checked; ``LookupError`` if none is stored,
+    ``RuntimeError`` if the bytes do not match their digest."""
+    tflite = store.artifact(point.trial_id)
+    if tflite is None:
+        raise LookupError(f"trial {point.number} of study {study.study_name} has no stored .tflite; choose another trial (see 'search status')")
+    stored_sha = store.artifact_sha256(point.trial_id)
+    if hashlib.sha256(tflite).hexdigest() != stored_sha:
+        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    return tflite, stored_sha
+
+
+def download_sidecar(study, store, trial: int, version: str | None = None) -> dict[str, Any]:
+    """The sidecar ``export(study, store, ..., trial=trial)`` would write, without writing anything
+    (the dashboard offers it beside the ``.tflite``); errors as :func:`export`'s."""
+    point = select(study, trial=trial)
+    tflite, stored_sha = stored_artifact(study, store, point)
+    return sidecar(study, point, tflite, store.measurements(point.trial_id),
+                   version=version or nas_lite_version(), search_sha256=stored_sha)
+
+
 def export(
     study, store, output: str | os.PathLike, *,
     trial: int | None = None, pick: str | None = None,
@@ -214,12 +235,7 @@ def export(
     """
     output = check_output(output)
     point = select(study, trial=trial, pick=pick)
-    tflite = store.artifact(point.trial_id)
-    if tflite is None:
-        raise LookupError(f"trial {point.number} of study {study.study_name} has no stored .tflite; choose another trial (see 'search status')")
-    stored_sha = store.artifact_sha256(point.trial_id)
-    if hashlib.sha256(tflite).hexdigest() != stored_sha:
-        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    tflite, stored_sha = stored_artifact(study, store, point)
     final = None
     if retrain is not None:
         from space import CandidateSpec

@@ -19,7 +19,7 @@ from studies.front import TrialPoint, front, knee, study_limits, study_points
 from studies.metrics import METRICS
 
 BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle", "mixed")
-RECOMMENDED = (("knee", "the knee"), ("max-dice", "best Dice"), ("min-latency", "fastest"))
+RECOMMENDED = (("knee", "knee"), ("max-dice", "best Dice"), ("min-latency", "fastest"))
 """``(pick rule, what it is)`` of the recommended trials, in the order they are shown."""
 
 
