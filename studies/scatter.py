@@ -54,6 +54,8 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
             chosen, x, name, color(category, color_by), on_front)))
     figure.add_traces(_presets_and_infeasible_2d(info, x, color_by))
     figure.add_traces(_knee_2d(info, x))
+    if info.knee_point is not None:
+        figure.add_shape(_knee_ring(info.knee_point, x))
     figure.add_traces(legend_keys(groups, color_by, info, go.Scatter, {"x": [None], "y": [None]}))
     _add_limit_lines(figure, info.limits, x)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by],
@@ -83,7 +85,8 @@ def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
     if knee is not None:
         figure.add_trace(go.Scatter3d(
             x=[knee.latency_ms], y=[knee.size_kb], z=[knee.dice], mode="markers+text", name=f"knee #{knee.number}",
-            text=[f"knee #{knee.number}"], textposition="top center", hoverinfo="skip", meta={"role": "knee"},
+            text=[f"knee #{knee.number}"], textposition="top center", hovertext=[knee.hover], hoverinfo="text",
+            customdata=[knee.number], meta={"role": "knee"},
             marker={"symbol": "circle-open", "size": 12, "color": KEY_COLOR, "line": {"width": 2}},
         ))
     figure.add_traces(legend_keys(groups, color_by, info, go.Scatter3d, {"x": [None], "y": [None], "z": [None]}))
@@ -202,15 +205,22 @@ def _presets_and_infeasible_2d(info: ParetoInfo, x: str, color_by: str) -> list:
 
 
 def _knee_2d(info: ParetoInfo, x: str) -> list:
-    """A ring around the knee of the 3-objective front (what ``search export --pick knee`` takes)."""
+    """The knee of the 3-objective front (what ``search export --pick knee`` takes): a ring of fixed
+    pixel size drawn as a shape, which takes no clicks from the point under it, and its legend key."""
     import plotly.graph_objects as go
 
     knee = info.knee_point
     if knee is None:
         return []
-    return [go.Scatter(x=[knee.value(x)], y=[knee.dice], mode="markers", name=f"knee #{knee.number}",
-                       hoverinfo="skip", meta={"role": "knee"},
-                       marker={"symbol": "circle-open", "size": 20, "color": KEY_COLOR, "line": {"width": 2}})]
+    ring = {"symbol": "circle-open", "size": 20, "color": KEY_COLOR, "line": {"width": 2}}
+    return [go.Scatter(x=[None], y=[None], mode="markers", name=f"knee #{knee.number}", hoverinfo="skip",
+                       meta={"role": "knee"}, marker=ring)]
+
+
+def _knee_ring(knee: PlotPoint, x: str) -> dict:
+    return {"type": "circle", "xref": "x", "yref": "y", "xsizemode": "pixel", "ysizemode": "pixel",
+            "xanchor": knee.value(x), "yanchor": knee.dice, "x0": -10, "x1": 10, "y0": -10, "y1": 10,
+            "line": {"color": KEY_COLOR, "width": 2}, "name": "knee"}
 
 
 def _scatter_3d(points: Sequence[PlotPoint], name: str, shade, on_front: bool, symbol: str = "circle"):

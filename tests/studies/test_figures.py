@@ -193,11 +193,11 @@ def test_constraint_lines_where_set(tmp_path, info):
     lines = {(s.type, s.x0 if s.x0 == s.x1 else None, s.y0 if s.y0 == s.y1 else None) for s in latency.layout.shapes}
     assert ("line", 40.0, None) in lines and ("line", None, 0.5) in lines
     size = figures.pareto_figure(info, "size_kb")  # no max_size_kb in the config: only the Dice line
-    assert [(s.y0, s.y1) for s in size.layout.shapes] == [(0.5, 0.5)]
+    assert [(s.y0, s.y1) for s in size.layout.shapes if s.type == "line"] == [(0.5, 0.5)]
 
     bare = create_study(f"sqlite:///{tmp_path / 'bare.db'}", "bare", config={})
     add_trial(bare, 0)
-    assert not figures.pareto_figure(figures.pareto_info(bare)).layout.shapes
+    assert [s.type for s in figures.pareto_figure(figures.pareto_info(bare)).layout.shapes] == ["circle"]  # the knee
 
 
 def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info):
@@ -219,8 +219,9 @@ def test_knee_is_labelled_with_its_number_and_is_on_the_front(study, info):
     figure = figures.pareto_figure(info, "latency_ms")
     arrows = [a for a in figure.layout.annotations if a.name == "knee"]
     assert len(arrows) == 1 and arrows[0].text.endswith(f"knee #{knee.number}") and arrows[0].x == knee.values["latency_ms"]
-    ring = [t for t in figure.data if (t.meta or {}).get("role") == "knee"]
-    assert [t.name for t in ring] == [f"knee #{knee.number}"]
+    ring = [s for s in figure.layout.shapes if s.name == "knee"]
+    assert len(ring) == 1 and (ring[0].xanchor, ring[0].yanchor) == (knee.values["latency_ms"], knee.values["dice"])
+    assert [t.name for t in figure.data if (t.meta or {}).get("role") == "knee"] == [f"knee #{knee.number}"]
     ring_3d = [t for t in figures.pareto_3d_figure(info).data if (t.meta or {}).get("role") == "knee"]
     assert list(ring_3d[0].text) == [f"knee #{knee.number}"]
 
