@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-PLOT_AREA = (600.0, 320.0)
+PLOT_AREA = (380.0, 290.0)
 """Width and height in pixels of the plotting area of a study-page figure (about; it is responsive)."""
 CHAR_WIDTH = 6.6
 LINE_HEIGHT = 16.0

@@ -35,7 +35,7 @@ TRIALS = {"role": "trials"}
 LEGEND = {"role": "legend"}
 PRESETS = "hand-designed presets"
 INFEASIBLE = "infeasible (rejected)"
-ZOOM_NOTE = "zoomed to the front: {count} of {total} trials outside ('all trials' shows them)"
+ZOOM_NOTE = "{title} · zoomed to the front: {count} of {total} trials outside"
 
 
 # -- the figures ---------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def layout(title: str, info: ParetoInfo | None) -> dict:
         "template": "plotly_white", "hovermode": "closest", "height": 420,
         "margin": {"l": 60, "r": 20, "t": 48, "b": 50},
         "font": {"family": "-apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif", "size": 12},
-        "legend": {"itemclick": "toggle", "font": {"size": 11}},
+        "legend": {"itemclick": "toggle", "font": {"size": 11}, "tracegroupgap": 0},
     }
 
 
@@ -150,8 +150,8 @@ def trial_traces(points: Sequence[PlotPoint], name: str, build) -> list:
 
 
 def legend_keys(groups: dict, color_by: str, info: ParetoInfo, trace, empty_xy: dict) -> list:
-    """Legend-only traces: one filled marker per category, the presets' diamond, and the key to
-    filled (front) and open (dominated) markers."""
+    """Legend-only traces: one filled marker per category (as front members are drawn), the
+    presets' diamond, and the key to open (dominated) markers."""
     def key(name, symbol, shade, group=None):
         return trace(**empty_xy, mode="markers", name=name, legendgroup=group or f"key:{name}", meta=LEGEND,
                      hoverinfo="skip", marker={"symbol": symbol, "color": shade, "size": 9 if trace.__name__ == "Scatter" else 6})
@@ -159,7 +159,7 @@ def legend_keys(groups: dict, color_by: str, info: ParetoInfo, trace, empty_xy: 
     keys = [key(escape(category), "circle", color(category, color_by), escape(category)) for category in groups]
     if any(p.preset and not p.infeasible for p in info.points):
         keys.append(key(PRESETS, "diamond", KEY_COLOR, PRESETS))
-    return keys + [key("on the front: filled", "circle", KEY_COLOR), key("dominated: ring", "circle-open", KEY_COLOR)]
+    return keys + [key("dominated: ring", "circle-open", KEY_COLOR)]
 
 
 def scatter_2d(points: Sequence[PlotPoint], x: str, name: str, shade, on_front: bool = True, symbol: str = "circle"):
@@ -252,16 +252,15 @@ def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:
     if view is None:
         return
     left_out = outside(info, x, view)
-    note = ZOOM_NOTE.format(count=len(left_out), total=len(info.points))
-    _add_labels(figure, info, x, view, note if left_out else "")
+    _add_labels(figure, info, x, view)
     figure.update_layout(xaxis_range=view[0], yaxis_range=view[1])
     if not left_out:
         return
-    figure.add_annotation(text=note, showarrow=False, xref="paper", yref="paper", x=0.01, y=0.99,
-                          xanchor="left", yanchor="top", font={"size": 11, "color": "#666"}, name="zoom-note")
-    index = len(figure.layout.annotations) - 1
-    zoomed = {"xaxis.type": "linear", "xaxis.range": view[0], "yaxis.range": view[1], f"annotations[{index}].visible": True}
-    every = {"xaxis.type": "linear", "xaxis.autorange": True, "yaxis.autorange": True, f"annotations[{index}].visible": False}
+    # The note rides on the axis title, where no label or point can be under it.
+    note = ZOOM_NOTE.format(title=AXES[x], count=len(left_out), total=len(info.points))
+    figure.update_layout(xaxis_title=note)
+    zoomed = {"xaxis.type": "linear", "xaxis.range": view[0], "yaxis.range": view[1], "xaxis.title.text": note}
+    every = {"xaxis.type": "linear", "xaxis.autorange": True, "yaxis.autorange": True, "xaxis.title.text": AXES[x]}
     figure.update_layout(updatemenus=[{
         "type": "buttons", "direction": "left", "showactive": True, "active": 0,
         "x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "pad": {"r": 0, "t": 0},
@@ -274,13 +273,11 @@ def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:
     }])
 
 
-def _add_labels(figure, info: ParetoInfo, x: str, view, note: str) -> None:
+def _add_labels(figure, info: ParetoInfo, x: str, view) -> None:
     """Preset names and ``knee #N`` on leader lines, placed by :func:`studies.labels.place` for ``view``."""
     named = [(p, _label(p)) for p in info.points if p.knee or (p.preset and not p.infeasible)]
     pixels = {p.number: labels.to_pixels(p.value(x), p.dice, *view) for p in info.points}
-    blocked = [(0.0, 0.0, labels.CHAR_WIDTH * len(note), labels.LINE_HEIGHT)] if note else []
-    offsets = labels.place([pixels[p.number] for p, _ in named], [text for _, text in named],
-                           list(pixels.values()), blocked)
+    offsets = labels.place([pixels[p.number] for p, _ in named], [text for _, text in named], list(pixels.values()))
     for (point, text), (ax, ay) in zip(named, offsets):
         figure.add_annotation(
             x=point.value(x), y=point.dice, text=text, ax=ax, ay=ay, showarrow=True, arrowhead=0, arrowwidth=1,

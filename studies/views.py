@@ -182,8 +182,9 @@ def spec_table(attrs: dict) -> tuple[list[list[Any]], list[tuple[str, Any]]]:
     return rows, settings
 
 
-def metric_rows(trial) -> list[tuple[str, Any]]:
-    """Every metric of a trial as ``(label, value)``; values unformatted."""
+def metric_rows(trial, measurements: list[dict] = ()) -> list[tuple[str, Any]]:
+    """Every metric of a trial as ``(label, value)``, values unformatted, with the peak memory of
+    :func:`peak_memory` (from ``measurements`` of the result store, else the trial's attribute)."""
     attrs = trial.user_attrs
     size_bytes = attrs.get("size_bytes")
     rows = [
@@ -193,6 +194,7 @@ def metric_rows(trial) -> list[tuple[str, Any]]:
         ("latency CV", attrs.get("latency_cv")), ("device", attrs.get("device")),
         ("size (bytes)", size_bytes), ("size (KB)", size_kb(size_bytes)),
         ("parameters", attrs.get("params")), ("MACs", attrs.get("macs")),
+        peak_memory(attrs, list(measurements)) or ("peak memory", None),
     ]
     rows += [(f"time: {key} (s)", value) for key, value in (attrs.get("seconds") or {}).items()]
     rows += [("objective values", list(trial.values) if trial.values else None)]
@@ -246,7 +248,7 @@ def trial_detail(study, number: int, storage: str, results=None) -> dict[str, An
         "duration_s": duration_seconds(trial),
         "stages": stage_rows,
         "settings": settings,
-        "metrics": metric_rows(trial) + [row for row in [peak_memory(attrs, measurements)] if row],
+        "metrics": metric_rows(trial, measurements),
         "export": trial_export(study, trial.number, storage),
         "dice_history": list(attrs.get("dice_history") or []),
         "measurements": [_plain_measurement(m) for m in measurements],
