@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from studies.metrics import AXES
 from studies.plotinfo import (  # noqa: F401  (the figures' data, named here for the callers)
     ParetoInfo, PlotPoint, Recommendation, escape, front_2d, hypervolume_history, info_from_points, main_kind,
     pareto_info, recommendations, reference_point,
 )
-from studies.metrics import AXES
 from studies.scatter import (  # noqa: F401
-    COLOR_BY, KIND_COLORS, OTHER_COLOR, QUANT_COLORS, TRIALS, check_choice, empty, front_line, layout,
-    pareto_3d_figure, pareto_figure, scatter_2d, trial_traces,
+    COLOR_BY, KEY_COLOR, KIND_COLORS, LEGEND, OTHER_COLOR, QUANT_COLORS, TRIALS, check_choice, empty,
+    front_line, layout, pareto_3d_figure, pareto_figure, scatter_2d, trial_traces,
 )
 
 STUDY_COLORS = ("#1f77b4", "#d62728")
@@ -68,6 +68,8 @@ def compare_figure(first: ParetoInfo, second: ParetoInfo, x: str = "latency_ms")
                 chosen, x, label, color, on_front)):
             scatter.update(legendgroup=name, customdata=[[number, info.study_name] for number in scatter.customdata])
             figure.add_trace(scatter)
+    figure.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="dominated: ring", hoverinfo="skip",
+                                meta=LEGEND, marker={"symbol": "circle-open", "color": KEY_COLOR, "size": 9}))
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"])
     return figure if first.points or second.points else empty(figure)
 
