@@ -56,7 +56,7 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
     figure.add_traces(_knee_2d(info, x))
     if info.knee_point is not None:
         figure.add_shape(_knee_ring(info.knee_point, x))
-    figure.add_traces(legend_keys(groups, color_by, info, go.Scatter, {"x": [None], "y": [None]}))
+    figure.add_traces(legend_keys(info, groups, color_by))
     _add_limit_lines(figure, info.limits, x)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by],
                          uirevision=f"{info.study_name}:{x}")
@@ -89,7 +89,7 @@ def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
             customdata=[knee.number], meta={"role": "knee"},
             marker={"symbol": "circle-open", "size": 12, "color": KEY_COLOR, "line": {"width": 2}},
         ))
-    figure.add_traces(legend_keys(groups, color_by, info, go.Scatter3d, {"x": [None], "y": [None], "z": [None]}))
+    figure.add_traces(legend_keys(info, groups, color_by, three_d=True))
     figure.update_layout(
         scene={"xaxis_title": AXES["latency_ms"], "yaxis_title": AXES["size_kb"], "zaxis_title": "Dice"},
         legend_title_text=COLOR_BY[color_by], margin={"l": 0, "r": 0, "t": 48, "b": 0}, uirevision=info.study_name,
@@ -149,12 +149,15 @@ def trial_traces(points: Sequence[PlotPoint], name: str, build) -> list:
     return traces
 
 
-def legend_keys(groups: dict, color_by: str, info: ParetoInfo, trace, empty_xy: dict) -> list:
-    """Legend-only traces: one filled marker per category (as front members are drawn), the
-    presets' diamond, and the key to open (dominated) markers."""
+def legend_keys(info: ParetoInfo, groups: dict, color_by: str, three_d: bool = False) -> list:
+    """Legend-only traces (no points): one filled marker per category (as front members are drawn),
+    the presets' diamond, and the key to open (dominated) markers."""
+    import plotly.graph_objects as go
+
     def key(name, symbol, shade, group=None):
-        return trace(**empty_xy, mode="markers", name=name, legendgroup=group or f"key:{name}", meta=LEGEND,
-                     hoverinfo="skip", marker={"symbol": symbol, "color": shade, "size": 9 if trace.__name__ == "Scatter" else 6})
+        trace, nothing = (go.Scatter3d, {"z": [None]}) if three_d else (go.Scatter, {})
+        return trace(x=[None], y=[None], **nothing, mode="markers", name=name, legendgroup=group or f"key:{name}",
+                     meta=LEGEND, hoverinfo="skip", marker={"symbol": symbol, "color": shade, "size": 6 if three_d else 9})
 
     keys = [key(escape(category), "circle", color(category, color_by), escape(category)) for category in groups]
     if any(p.preset and not p.infeasible for p in info.points):
