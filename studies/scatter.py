@@ -159,6 +159,8 @@ def legend_keys(info: ParetoInfo, groups: dict, color_by: str, three_d: bool = F
         return trace(x=[None], y=[None], **nothing, mode="markers", name=name, legendgroup=group or f"key:{name}",
                      meta=LEGEND, hoverinfo="skip", marker={"symbol": symbol, "color": shade, "size": 6 if three_d else 9})
 
+    if not info.points:
+        return []
     keys = [key(escape(category), "circle", color(category, color_by), escape(category)) for category in groups]
     if any(p.preset and not p.infeasible for p in info.points):
         keys.append(key(PRESETS, "diamond", KEY_COLOR, PRESETS))
