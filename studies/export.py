@@ -208,6 +208,30 @@ def _no_model(study, point: TrialPoint) -> str:
     return f"{where} has no stored .tflite; choose another trial (see 'search status')"
 
 
+def stored_artifact(study, store, point: TrialPoint, *, missing_ok: bool = False) -> tuple[bytes | None, str | None]:
+    """The trial's stored ``.tflite`` and its SHA-256, checked; ``LookupError`` if none is stored
+    (with ``missing_ok``: ``None`` and the SHA-256 'search prune' recorded, if any), ``RuntimeError``
+    if the bytes do not match their digest."""
+    tflite = store.artifact(point.trial_id)
+    if tflite is None:
+        if missing_ok:
+            return None, pruned_sha256(study, point.number)
+        raise LookupError(_no_model(study, point))
+    stored_sha = store.artifact_sha256(point.trial_id)
+    if hashlib.sha256(tflite).hexdigest() != stored_sha:
+        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    return tflite, stored_sha
+
+
+def download_sidecar(study, store, trial: int, version: str | None = None) -> dict[str, Any]:
+    """The sidecar ``export(study, store, ..., trial=trial)`` would write, without writing anything
+    (the dashboard offers it beside the ``.tflite``); errors as :func:`export`'s."""
+    point = select(study, trial=trial)
+    tflite, stored_sha = stored_artifact(study, store, point)
+    return sidecar(study, point, tflite, store.measurements(point.trial_id),
+                   version=version or nas_lite_version(), search_sha256=stored_sha)
+
+
 def export(
     study, store, output: str | os.PathLike, *,
     trial: int | None = None, pick: str | None = None,
@@ -224,12 +248,7 @@ def export(
     """
     output = check_output(output)
     point = select(study, trial=trial, pick=pick)
-    tflite = store.artifact(point.trial_id)
-    if tflite is None and retrain is None:
-        raise LookupError(_no_model(study, point))
-    stored_sha = store.artifact_sha256(point.trial_id) or pruned_sha256(study, point.number)
-    if tflite is not None and hashlib.sha256(tflite).hexdigest() != stored_sha:
-        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    tflite, stored_sha = stored_artifact(study, store, point, missing_ok=retrain is not None)
     final = None
     if retrain is not None:
         from space import CandidateSpec

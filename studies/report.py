@@ -13,6 +13,7 @@ from pathlib import Path
 
 from studies import figures, pages, views
 from studies.files import write_atomically
+from studies.storage.urls import DEFAULT_URL
 
 REPORT_TABLES = (
     '<section><h2>Pareto front <span class="muted">best Dice first</span></h2>'
@@ -33,6 +34,7 @@ def build_report(study, source: str = "") -> str:
         "figure_sets": {color: figures.study_figures(info, color) for color in figures.COLOR_BY},
         "columns": [list(column) for column in views.COLUMNS], "rows": rows,
         "summary": views.study_summary(study, info),
+        "recommended": views.recommended(info, source or DEFAULT_URL),
     }
     created = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     body = pages.template("study.html").substitute(
