@@ -60,6 +60,11 @@ class OpFeatures:
             return "CONV_2D_1X1"
         return self.op
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "OpFeatures":
+        shapes = ("input_shape", "output_shape", "kernel")
+        return cls(**{key: tuple(value) if key in shapes else value for key, value in data.items()})
+
 
 # -- reading a .tflite ---------------------------------------------------------------------------
 def read_ops(model_bytes: bytes) -> list[OpFeatures]:
@@ -77,14 +82,17 @@ def read_ops(model_bytes: bytes) -> list[OpFeatures]:
 
 
 def _features(interpreter, node, activations: set[int], dilation: int) -> OpFeatures:
-    tensors = [tensor_details(interpreter, int(t)) for t in node["inputs"] if t >= 0]
-    is_activation = [int(t) in activations for t in node["inputs"] if t >= 0]
-    outputs = [tensor_details(interpreter, int(t)) for t in node["outputs"]]
-    inputs = [t for t, active in zip(tensors, is_activation) if active] or tensors[:1]
-    weights = [t for t, active in zip(tensors, is_activation) if not active]
     op = node["op_name"]
-    if op == "TRANSPOSE_CONV":  # inputs: output shape, weights, activations
+    tensors = [tensor_details(interpreter, int(t)) for t in node["inputs"] if t >= 0]
+    outputs = [tensor_details(interpreter, int(t)) for t in node["outputs"]]
+    if op == "TRANSPOSE_CONV":  # output shape, weights, activations, bias
         inputs, weights = tensors[2:3], tensors[1:2] + tensors[3:]
+    elif op in CONV_OPS:  # activations, weights, bias (weights may come from a DEQUANTIZE op)
+        inputs, weights = tensors[:1], tensors[1:]
+    else:
+        active = [int(t) in activations for t in node["inputs"] if t >= 0]
+        inputs = [t for t, yes in zip(tensors, active) if yes] or tensors[:1]
+        weights = [t for t, yes in zip(tensors, active) if not yes]
     x, y = _shape(inputs[0]) if inputs else (), _shape(outputs[0])
     kernel, groups, macs = _conv_costs(op, x, y, _shape(weights[0]) if weights else ())
     stride = max(1, x[1] // y[1]) if op in CONV_OPS and len(x) == 4 and len(y) == 4 and y[1] else 1
@@ -292,8 +300,10 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def accuracy(predicted, measured) -> dict[str, float]:
-    """Spearman, median absolute percentage error and the share of predictions within +-10%."""
+    """Spearman (None for fewer than 3 models), median absolute percentage error and the share of
+    predictions within +-10%."""
     predicted, measured = np.asarray(predicted, np.float64), np.asarray(measured, np.float64)
     errors = np.abs(predicted - measured) / measured
-    return {"spearman": round(spearman(predicted, measured), 4), "mape": round(float(np.median(errors)), 4),
+    rank = round(spearman(predicted, measured), 4) if len(measured) >= 3 else None  # undefined on fewer
+    return {"spearman": rank, "mape": round(float(np.median(errors)), 4),
             "within_10": round(float(np.mean(errors <= 0.10)), 4), "models": int(len(measured))}
