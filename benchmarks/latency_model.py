@@ -45,13 +45,18 @@ def main(argv=None) -> int:
     parser.add_argument("--stability", type=int, default=20, help="models timed in two more passes")
     parser.add_argument("--ridge", type=float, default=latency_model.RIDGE)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "latency_model")
+    parser.add_argument("--from-the-end", action="store_true",
+                        help="only fill the cache, from the last candidate back (a second process beside the first)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     device = LocalDevice(threads=1, cpus=[int(c) for c in args.cpus.split(",")])
     protocol = Protocol(threads=1, clock="cpu")
     specs = calibration_specs(args.models, args.image_size, args.seed)
+    order = list(enumerate(specs))[::-1 if args.from_the_end else 1]
     samples = [cached(args.out / f"{i:03d}.json", lambda s=s: measure_sample(s, device, protocol), sample_key(s, protocol.to_dict()))
-               for i, s in enumerate(tqdm(specs, desc="candidates", unit="model", file=sys.stderr))]
+               for i, s in tqdm(order, desc="candidates", unit="model", file=sys.stderr)]
+    if args.from_the_end:
+        return 0
     half = len(samples) // 2
     table = accuracy_table(samples[:half], samples[half:], args.ridge, args.seed)
     stability = stability_passes(specs[half:half + args.stability], device, protocol, args.out)
@@ -66,12 +71,15 @@ def main(argv=None) -> int:
 
 def cached(path: Path, measure, key: str) -> dict:
     """The sample stored at ``path`` if it is for ``key``; else measured now and stored."""
-    if path.exists():
+    try:
         sample = json.loads(path.read_text())
         if sample.get("key") == key:
             return sample
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
     sample = {**measure(), "key": key, "load": os.getloadavg()}
-    path.write_text(json.dumps(sample))
+    path.with_suffix(".part").write_text(json.dumps(sample))
+    path.with_suffix(".part").replace(path)  # whole or absent, for the other process
     return sample
 
 
