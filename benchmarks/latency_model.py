@@ -45,19 +45,22 @@ def main(argv=None) -> int:
     parser.add_argument("--stability", type=int, default=20, help="models timed in two more passes")
     parser.add_argument("--ridge", type=float, default=latency_model.RIDGE)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "latency_model")
-    parser.add_argument("--from-the-end", action="store_true",
-                        help="only fill the cache, from the last candidate back (a second process beside the first)")
+    parser.add_argument("--fill", type=lambda text: [int(n) for n in text.split(":")], metavar="START:STOP[:STEP]",
+                        help="only measure these candidates into the cache (e.g. 199:99:-1 in a second process)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     device = LocalDevice(threads=1, cpus=[int(c) for c in args.cpus.split(",")])
     protocol = Protocol(threads=1, clock="cpu")
     specs = calibration_specs(args.models, args.image_size, args.seed)
-    order = list(enumerate(specs))[::-1 if args.from_the_end else 1]
-    samples = [cached(args.out / f"{i:03d}.json", lambda s=s: measure_sample(s, device, protocol), sample_key(s, protocol.to_dict()))
-               for i, s in tqdm(order, desc="candidates", unit="model", file=sys.stderr)]
-    if args.from_the_end:
+    half = len(specs) // 2
+    stable = range(half, half + args.stability)
+    indices = range(*args.fill) if args.fill else range(len(specs))
+    samples = [cached(args.out / f"{i:03d}.json", lambda i=i: measure_sample(specs[i], device, protocol,
+                                                                              args.out / f"stability-{i - half:02d}.tflite" if i in stable else None),
+                      sample_key(specs[i], protocol.to_dict()))
+               for i in tqdm(indices, desc="candidates", unit="model", file=sys.stderr)]
+    if args.fill:
         return 0
-    half = len(samples) // 2
     table = accuracy_table(samples[:half], samples[half:], args.ridge, args.seed)
     stability = stability_passes(specs[half:half + args.stability], device, protocol, args.out)
     summary = {"host": host(), "protocol": protocol.to_dict(), "device": device.name, "image_size": args.image_size,
@@ -116,7 +119,7 @@ def stability_passes(specs, device, protocol, out: Path) -> dict:
     for number in (1, 2):
         results = []
         for index, spec in enumerate(tqdm(specs, desc=f"stability pass {number}", unit="model", file=sys.stderr)):
-            model_path = out / f"stability-{index:02d}.tflite"
+            model_path = out / f"stability-{index:02d}.tflite"  # written when first measured
             if not model_path.exists():
                 model_path.write_bytes(tflite_of(spec))
             key = sample_key(spec, protocol.to_dict())

@@ -58,9 +58,11 @@ def check_image_size(image_size: int) -> None:
 
 def tflite_of(spec, seed: int = 0) -> bytes:
     """The untrained model of ``spec``, converted in its quantization mode (latency needs no training)."""
+    from space import _tf
     from space.convert import to_tflite
     from space.model import build
 
+    _tf.keras().backend.clear_session()  # hundreds of builds in one process otherwise slow down and grow
     images = np.random.default_rng(seed).random((CALIBRATION_IMAGES, spec.input_size, spec.input_size,
                                                  spec.input_channels), dtype=np.float32)
     return to_tflite(build(spec, seed=seed), spec.quant, images)
@@ -71,9 +73,12 @@ def sample_key(spec, protocol: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def measure_sample(spec, device, protocol) -> dict:
-    """One calibration sample: the spec, its ops' features, the whole-model totals and the measured stats."""
+def measure_sample(spec, device, protocol, keep_model=None) -> dict:
+    """One calibration sample: the spec, its ops' features, the whole-model totals and the measured
+    stats. ``keep_model``: a path to write the ``.tflite`` to."""
     model_bytes = tflite_of(spec)
+    if keep_model is not None:
+        keep_model.write_bytes(model_bytes)
     ops = latency_model.read_ops(model_bytes)
     stats = device.measure(model_bytes, protocol)
     keep = ("median_ms", "p10_ms", "p90_ms", "mean_ms", "cv", "runs", "attempts", "xnnpack_error", "delegate")
