@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cpus", default="1", help="pin measurements to these CPUs (comma-separated)")
     parser.add_argument("--stability", type=int, default=20, help="models timed in two more passes")
-    parser.add_argument("--ridge", type=float, default=latency_model.RIDGE)
+    parser.add_argument("--shrink", type=float, default=latency_model.SHRINK)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "latency_model")
     parser.add_argument("--fill", type=lambda text: [int(n) for n in text.split(":")], metavar="START:STOP[:STEP]",
                         help="only measure these candidates into the cache (e.g. 199:99:-1 in a second process)")
@@ -61,10 +61,10 @@ def main(argv=None) -> int:
                for i in tqdm(indices, desc="candidates", unit="model", file=sys.stderr)]
     if args.fill:
         return 0
-    table = accuracy_table(samples[:half], samples[half:], args.ridge, args.seed)
+    table = accuracy_table(samples[:half], samples[half:], args.shrink, args.seed)
     stability = stability_passes(specs[half:half + args.stability], device, protocol, args.out)
     summary = {"host": host(), "protocol": protocol.to_dict(), "device": device.name, "image_size": args.image_size,
-               "models": len(samples), "ridge": args.ridge, "accuracy": table, "stability": stability,
+               "models": len(samples), "shrink": args.shrink, "accuracy": table, "stability": stability,
                "cv_all_median": float(np.median([s["stats"]["cv"] for s in samples])),
                "load_during": load_summary(samples), "load_at_end": os.getloadavg()}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -86,14 +86,14 @@ def cached(path: Path, measure, key: str) -> dict:
     return sample
 
 
-def accuracy_table(fit_pool: list[dict], test: list[dict], ridge: float, seed: int) -> list[dict]:
+def accuracy_table(fit_pool: list[dict], test: list[dict], shrink: float, seed: int) -> list[dict]:
     """Per fit size and method: mean and standard deviation over the draws of each figure."""
     rng = np.random.default_rng(seed)
     rows = []
     for size in sorted({min(size, len(fit_pool)) for size in FIT_SIZES}):
         draws = [np.arange(size)] + ([rng.choice(len(fit_pool), size, replace=False) for _ in range(DRAWS)]
                                      if size < len(fit_pool) else [])
-        results = [score([fit_pool[i] for i in draw], test, ridge) for draw in draws]
+        results = [score([fit_pool[i] for i in draw], test, shrink) for draw in draws]
         for method in results[0]:
             figures = {key: [r[method][key] for r in results] for key in ("spearman", "mape", "within_10")}
             rows.append({"fit": size, "method": method, "draws": len(draws),
@@ -101,10 +101,10 @@ def accuracy_table(fit_pool: list[dict], test: list[dict], ridge: float, seed: i
     return rows
 
 
-def score(fit_set: list[dict], test: list[dict], ridge: float) -> dict[str, dict]:
+def score(fit_set: list[dict], test: list[dict], shrink: float) -> dict[str, dict]:
     measured = np.array([s["stats"]["median_ms"] for s in test])
     train = np.array([s["stats"]["median_ms"] for s in fit_set])
-    model = latency_model.fit([sample_ops(s) for s in fit_set], train, ridge=ridge)
+    model = latency_model.fit([sample_ops(s) for s in fit_set], train, shrink=shrink)
     result = {"kernel model": latency_model.accuracy([model.predict_ops(sample_ops(s)) for s in test], measured)}
     for name in ("macs", "params"):
         slope, intercept = latency_model.fit_line([s[name] for s in fit_set], train)

@@ -87,12 +87,19 @@ def test_fit_recovers_known_coefficients():
     rows = synthetic_rows(40)
     truth = LatencyModel(coefficients=TRUE)
     measured = [truth.predict_ops(ops) for ops in rows]
-    fitted = fit(rows, measured, ridge=0.0)
+    fitted = fit(rows, measured, shrink=0.0)
     for name, value in TRUE.items():
         assert fitted.coefficients[name] == pytest.approx(value, rel=1e-4)
     held_out = synthetic_rows(20, seed=1)
     figures = accuracy([fitted.predict_ops(ops) for ops in held_out], [truth.predict_ops(ops) for ops in held_out])
     assert figures["spearman"] == pytest.approx(1.0) and figures["within_10"] == 1.0 and figures["mape"] < 1e-4
+
+
+def test_a_strong_shrink_leaves_one_cost_per_group():
+    rows = synthetic_rows(30)
+    fitted = fit(rows, [LatencyModel(coefficients=TRUE).predict_ops(ops) for ops in rows], shrink=1e9)
+    assert fitted.coefficients["bytes:CONV_2D"] == pytest.approx(fitted.coefficients["bytes:ADD"], rel=1e-3)
+    assert fitted.coefficients["ops:CONV_2D"] == pytest.approx(fitted.coefficients["ops:ADD"], rel=1e-3)
 
 
 def test_nnls_agrees_with_scipy_and_keeps_coefficients_non_negative():
