@@ -4,7 +4,7 @@ kernel-level predictors.
 Each op of the model becomes :class:`OpFeatures` (op type, dtype class, shapes, kernel, groups,
 stride, dilation, MACs, bytes moved). The model is additive over the ops::
 
-    latency_ms = sum over ops of  a[kind, dtype] * MACs + b[kind] * bytes + c[kind]   + t0
+    latency_ms = sum over ops of  a[kind, dtype] * MACs + l[kind, dtype] * loops + b[kind] * bytes + c[kind]   + t0
 
 fitted on one device's measurements by non-negative least squares on the *relative* error (each
 row divided by its measured latency), so a 2 ms model counts as much as a 40 ms one. Ridge rows
@@ -27,10 +27,11 @@ from evaluators.litert import Interpreter, OpResolverType, ops_details, tensor_d
 FEATURE_VERSION = 1
 """Bumped when features or columns change: a stored model of another version is refused."""
 
-SHRINK = 3.0
+SHRINK = 30.0
 """How strongly a (kind, dtype) coefficient is pulled toward the shared one (on unit-norm columns).
-Chosen on benchmarks/latency_model.py: with 30 models, 0.01 / 0.3 / 3 / 1e6 (shared only) gave a
-held-out Spearman of 0.69 / 0.82 / 0.86 / 0.85, and NNLS with every coefficient free 0.66."""
+Chosen on benchmarks/latency_model.py (20 draws, 100 held-out models): shrink 1 / 3 / 10 / 30 gave
+a held-out Spearman of 0.83 / 0.84 / 0.85 / 0.86 from 30 calibration models and 0.65 / 0.69 /
+0.73 / 0.76 from 10; NNLS with every coefficient free (no shared step) 0.66 from 30."""
 
 CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED")
 _DILATION_FIELD = {"CONV_2D": 5, "DEPTHWISE_CONV_2D": 6}  # dilation_h_factor in the TFLite schema's options tables
@@ -61,6 +62,14 @@ class OpFeatures:
         if self.op == "CONV_2D" and self.kernel[:2] == (1, 1):
             return "CONV_2D_1X1"
         return self.op
+
+    @property
+    def loops(self) -> float:
+        """MACs over the input channels each output sums: the inner loops, whose overhead makes a
+        MAC of a narrow (grouped, depthwise) convolution dearer than one of a wide convolution."""
+        summed = {"CONV_2D": self.input_shape[-1] // max(self.groups, 1), "TRANSPOSE_CONV": self.input_shape[-1],
+                  "FULLY_CONNECTED": self.input_shape[-1]}.get(self.op, 1) if self.input_shape else 1
+        return self.macs / max(summed, 1)
 
     @classmethod
     def from_dict(cls, data: dict) -> "OpFeatures":
@@ -184,12 +193,14 @@ def _vector(buffer: bytes, position: int) -> list[int]:
 
 # -- the additive model --------------------------------------------------------------------------
 def columns(ops: list[OpFeatures]) -> dict[str, float]:
-    """The model's inputs for one ``.tflite``: summed MACs per (kind, dtype), bytes and op counts
-    per kind, and the invocation itself."""
+    """The model's inputs for one ``.tflite``: summed MACs and inner loops per (kind, dtype), bytes
+    and op counts per kind, and the invocation itself. (The inner loops raised the held-out Spearman
+    from 30 calibration models from 0.839 to 0.855, and from 10 from 0.745 to 0.764.)"""
     row: Counter = Counter({"invoke": 1.0})
     for op in ops:
         if op.macs:
             row[f"macs:{op.kind}:{op.dtype}"] += op.macs
+            row[f"loops:{op.kind}:{op.dtype}"] += op.loops
         row[f"bytes:{op.kind}"] += op.bytes
         row[f"ops:{op.kind}"] += 1
     return dict(row)

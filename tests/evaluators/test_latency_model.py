@@ -72,15 +72,15 @@ def synthetic_rows(count: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     rows = []
     for _ in range(count):
-        ops = [OpFeatures("CONV_2D", "float", (1, 8, 8, 4), (1, 8, 8, 4), (3, 3), macs=int(rng.integers(1e5, 1e7)),
-                          bytes=int(rng.integers(1e3, 1e6))) for _ in range(rng.integers(1, 6))]
+        ops = [OpFeatures("CONV_2D", "float", (1, 8, 8, int(rng.choice([2, 4, 8, 16]))), (1, 8, 8, 4), (3, 3),
+                          macs=int(rng.integers(1e5, 1e7)), bytes=int(rng.integers(1e3, 1e6))) for _ in range(rng.integers(1, 6))]
         ops += [OpFeatures("ADD", "int8", (1, 8, 8, 4), (1, 8, 8, 4), bytes=int(rng.integers(1e3, 1e6)))
                 for _ in range(rng.integers(0, 4))]
         rows.append(ops)
     return rows
 
 
-TRUE = {"macs:CONV_2D:float": 2e-7, "bytes:CONV_2D": 1e-6, "ops:CONV_2D": 0.05, "bytes:ADD": 3e-6, "ops:ADD": 0.01, "invoke": 0.2}
+TRUE = {"macs:CONV_2D:float": 2e-7, "loops:CONV_2D:float": 1e-6, "bytes:CONV_2D": 1e-6, "ops:CONV_2D": 0.05, "bytes:ADD": 3e-6, "ops:ADD": 0.01, "invoke": 0.2}
 
 
 def test_fit_recovers_known_coefficients():
