@@ -159,11 +159,26 @@ def report(summary: dict) -> str:
         cells = [f"{row[key][0]:.3f} ± {row[key][1]:.3f}" for key in ("spearman",)]
         cells += [f"{row[key][0]:.1%} ± {row[key][1]:.1%}" for key in ("mape", "within_10")]
         lines.append(f"| {row['fit']} | {row['method']} | " + " | ".join(cells) + " |")
+    lines += ["", targets(summary)]
     s = summary["stability"]
     lines += ["", f"stability, {s['models']} models timed in two passes: median CV {s['median_cv']:.2%} (max {s['max_cv']:.1%}), "
               f"median difference between passes {s['median_pass_difference']:.2%}, Spearman across passes "
               f"{s['spearman_passes']:.3f}; load {s['load_during']['min']:.1f}-{s['load_during']['max']:.1f}"]
     return "\n".join(lines)
+
+
+def targets(summary: dict) -> str:
+    """Issue 14's targets for 30 calibration models and for the stability passes, met or missed."""
+    row = {r["method"]: r for r in summary["accuracy"] if r["fit"] == 30}
+    kernel, macs, s = row.get("kernel model"), row.get("macs only"), summary["stability"]
+    if kernel is None:
+        return "targets: no fit of 30 models (too few candidates)"
+    checks = [("Spearman >= 0.95", kernel["spearman"][0], 0.95), ("within +-10% >= 90%", kernel["within_10"][0], 0.90),
+              ("Spearman above the MACs line's", kernel["spearman"][0], macs["spearman"][0]),
+              ("within +-10% above the MACs line's", kernel["within_10"][0], macs["within_10"][0]),
+              ("stability Spearman >= 0.95", s["spearman_passes"], 0.95), ("median CV < 3%", 0.03, s["median_cv"])]
+    return "targets: " + "; ".join(f"{name} {'met' if value >= goal else 'missed'} ({value:.3f} vs {goal:.3f})"
+                                    for name, value, goal in checks)
 
 
 if __name__ == "__main__":
