@@ -1,5 +1,6 @@
-"""``search device calibrate``: time generated candidates on a device and fit its latency model
-(kept in the database, keyed by the device's name); ``search device show``: the stored models.
+"""``search device calibrate``: time generated candidates on a device (``--device URL`` of a Pi
+agent; ``--device local`` or none: this machine) and fit its latency model, kept in the database
+keyed by the device's name; ``search device show``: the stored models.
 
 The model predicts a ``.tflite``'s latency from its ops alone (``evaluators/latency_model.py``).
 Local calibration times the CPU time of one LiteRT thread (steady on a busy machine); a board is
