@@ -79,3 +79,17 @@ def test_bad_input_is_one_line_and_exit_2(cli, tmp_path, arguments, message):
 def test_show_without_a_database_exits_2(cli, tmp_path):
     done = cli("device", "show", "--storage", f"sqlite:///{tmp_path / 'missing.db'}")
     assert done.returncode == 2 and "no database at" in done.stderr
+
+
+def test_calibrate_a_board_through_its_agent(cli, tmp_path):
+    from tests.evaluators.latency_helpers import TOKEN, running_agent
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    with running_agent() as (url, _):
+        done = cli("device", "calibrate", "--device", url, "--device-token", TOKEN, "--models", "5", "--image-size", "32",
+                   "--threads", "1", *QUICK, "--storage", storage)
+    assert done.returncode == 0, done.stderr
+    assert f"for device '{url}'" in done.stdout
+    (record,) = [json.loads(line) for line in cli("device", "show", "--storage", storage, "--json").stdout.splitlines()]
+    assert record["device"] == url and record["model"]["protocol"]["clock"] == "wall"  # a board: wall clock
+    assert record["model"]["device"]["cores"] >= 1  # the agent's /info
