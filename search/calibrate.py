@@ -40,7 +40,7 @@ def calibration_specs(count: int, image_size: int, seed: int = 0, search_space=N
     rng = np.random.default_rng(seed)
     presets = [name for name in rng.permutation(list(PRESETS)) if halvable(image_size, PRESETS[name].depth)]
     specs: dict[str, object] = {}
-    for attempt in range(100 * count):
+    for _ in range(100 * count):
         if len(specs) == count:
             break
         if len(specs) % 5 == 4 and presets:
