@@ -13,7 +13,8 @@ import json
 import sys
 
 from search.commands.bench import add_device_options, device_from
-from search.commands.options import add_storage_option, positive_int
+from search.commands.options import add_storage_option
+from search.options import positive_int
 
 
 def register(subparsers):
@@ -38,7 +39,7 @@ def register(subparsers):
 def protocol_from(args):
     from evaluators.runtime import Protocol
 
-    local = not args.device
+    local = not args.devices
     clock = args.clock or ("cpu" if local and args.threads in (None, 1) else "wall")
     threads = args.threads or (1 if clock == "cpu" else 4)
     return Protocol(runs=args.runs, min_seconds=args.min_seconds, threads=threads, clock=clock)
@@ -50,7 +51,7 @@ def run_calibrate(args):
     if args.models < 5:
         raise ValueError(f"--models: {args.models} is too few; time at least 5 (a fifth is held out to check the fit)")
     check_image_size(args.image_size)
-    args.device = [url for url in args.device if url != "local"]
+    args.devices = [url for url in args.devices or () if url != "local"] or None
     protocol = protocol_from(args)
     device = device_from(args)
 
