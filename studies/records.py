@@ -138,3 +138,27 @@ class Teacher(Base):
     figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     targets: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class CalibrationSample(Base):
+    """One measured calibration candidate of a device's latency model (``search device calibrate``)."""
+
+    __tablename__ = "naslite_calibration_samples"
+    __table_args__ = (UniqueConstraint("device", "key", name="uq_naslite_calibration_device_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    key: Mapped[str] = mapped_column(String(64), nullable=False)  # SHA-256 of the spec and protocol
+    sample: Mapped[dict] = mapped_column(JSON, nullable=False)  # spec, op features, measured stats
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class LatencyModelRecord(Base):
+    """A fitted latency model of a device (``evaluators.latency_model.LatencyModel`` as JSON)."""
+
+    __tablename__ = "naslite_latency_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    model: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
