@@ -21,7 +21,8 @@ from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, U
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 2
-"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints, confirmations and teachers."""
+"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints, confirmations, teachers,
+calibration samples and latency models."""
 
 
 def _tables_only(connection) -> None:

@@ -222,7 +222,8 @@ def test_a_schema_1_database_is_upgraded_by_its_first_writer_and_keeps_its_rows(
     with engine.begin() as connection:  # what schema 1 wrote
         connection.exec_driver_sql("drop table naslite_checkpoints")
         connection.exec_driver_sql("drop table naslite_confirmations")
-        connection.exec_driver_sql("drop table naslite_teachers")
+        for table in ("naslite_teachers", "naslite_calibration_samples", "naslite_latency_models"):
+            connection.exec_driver_sql(f"drop table {table}")
         connection.exec_driver_sql("update naslite_schema set version = 1")
     with pytest.raises(ValueError, match="schema 1; run 'search start"):
         ResultStore(url, create=False)  # a reader does not upgrade
