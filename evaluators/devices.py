@@ -288,6 +288,25 @@ class DevicePool(Device):
             self._changed.notify_all()
 
 
+class PredictedDevice(Device):
+    """A device that is not attached, timed by its fitted latency model
+    (:class:`evaluators.latency_model.LatencyModel`, see ``search device calibrate``): ``measure``
+    predicts the median and reports no spread (``predicted``: True). ``name`` is the device's, so
+    that predictions and later measurements of the same board line up."""
+
+    def __init__(self, name: str, model):
+        self.name, self.model = name, model
+
+    def info(self) -> dict:
+        return {**self.model.device, "predicted_by": "latency model", "accuracy": self.model.accuracy,
+                "calibration_models": self.model.calibration_models}
+
+    def measure(self, model_bytes: bytes, protocol=None) -> dict:
+        median = float(self.model.predict(bytes(model_bytes)))
+        return {"median_ms": median, "p10_ms": median, "p90_ms": median, "mean_ms": median, "std_ms": 0.0, "cv": 0.0,
+                "runs": 0, "predicted": True, "device": self.name, "protocol": _protocol_dict(protocol, None)}
+
+
 def open_devices(urls: list[str] | None, token: str | None = None, threads: int | None = None,
                  cpus: list[int] | None = None) -> Device:
     """The device the command line asks for: no URL -> this machine (pinned to ``cpus`` if given);

@@ -151,3 +151,21 @@ def latency_model_for(store, device: str) -> LatencyModel | None:
     """The newest stored model of ``device`` (a device's ``name``), or None: what a search that
     predicts latency before measuring it reads."""
     return next((model for name, _, model in stored_models(store) if name == device), None)
+
+
+def study_device(config, store):
+    """``(device, model)``: what a study's trials are timed on, and the stored latency model of that
+    device (``None`` if it was never calibrated). With ``--latency predicted:NAME`` the device is
+    that model (:class:`evaluators.devices.PredictedDevice`); the board need not be attached."""
+    from evaluators.devices import PredictedDevice, open_devices
+
+    if config.predicted_device:
+        name = config.predicted_device
+        model = latency_model_for(store, name)
+        if model is None:
+            known = ", ".join(device for device, _, _ in stored_models(store)) or "none yet"
+            raise ValueError(f"--latency predicted:{name}: no latency model of device {name!r} in the storage "
+                             f"(calibrated: {known}); run 'search device calibrate --device URL|local' first")
+        return PredictedDevice(name, model), model
+    device = open_devices(list(config.devices), config.device_token, config.threads)
+    return device, latency_model_for(store, device.name)

@@ -19,7 +19,7 @@ from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and ali
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
 BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
-               "test_fraction": 0.0}
+               "test_fraction": 0.0, "latency": "measured"}
 
 
 class _Methods:
@@ -36,12 +36,20 @@ class _Methods:
         object.__setattr__(self, "objectives", objectives)
         if self.rungs:
             object.__setattr__(self, "epochs", self.rung_plan.horizon)  # the most a candidate trains
+        if self.latency != "measured" and not (self.latency.startswith("predicted:") and self.predicted_device):
+            raise ValueError(f"--latency: {self.latency!r} is neither 'measured' nor 'predicted:NAME' "
+                             "(NAME: a device 'search device show' lists)")
         if self.distill:
             from search.teacher import check_source
             from space.presets import PRESETS
 
             check_source(self.distill, list(PRESETS))
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
+
+    @property
+    def predicted_device(self) -> str | None:
+        """The device NAME of ``--latency predicted:NAME``, or ``None`` when latency is measured."""
+        return self.latency.removeprefix("predicted:") if self.latency.startswith("predicted:") else None
 
     @property
     def rung_plan(self):

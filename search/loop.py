@@ -61,6 +61,8 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
         deadline = time.time() + config.timeout if config.timeout else None
         workers = [_spawn_worker(config, data_file, index, Path(folder), deadline) for index in range(config.workers)]
         _watch(study, workers, reporter)
+    if config.verify_front and config.predicted_device:
+        _verify_front(study, config, reporter)
     reporter.end(study)
     return study
 
@@ -131,12 +133,41 @@ def _load_data(config: SearchConfig, reporter):
 
 def _check_devices(config: SearchConfig) -> None:
     """Ask every board for its info once: a malformed URL, an unreachable board or a refused token
-    is an error now rather than a failed trial after each training."""
+    is an error now rather than a failed trial after each training; so is a predicted latency
+    without a stored model of its device."""
     from evaluators.devices import open_devices
+    from search.calibrate import study_device
+    from studies.store import ResultStore
 
+    with ResultStore(config.storage) as store:
+        study_device(config, store)
+    if config.predicted_device and not config.verify_front:
+        return  # the board need not be attached
     device = open_devices(list(config.devices), config.device_token, config.threads)
     for board in getattr(device, "devices", []):
         board.info()
+
+
+def _verify_front(study, config: SearchConfig, reporter) -> None:
+    """Time the front of a study searched on predicted latency on the attached device; the measured
+    latency is stored beside the predicted one (``verified_front``, and the measurements table)."""
+    from evaluators.devices import open_devices
+    from search.pipeline import jsonable, latency_protocol
+    from studies.front import front, study_points
+    from studies.store import ResultStore
+
+    device = open_devices(list(config.devices), config.device_token, config.threads)
+    protocol = latency_protocol(config.threads, config.latency_clock)
+    verified = {}
+    with ResultStore(config.storage) as store:
+        for point in front(study_points(study)):
+            stats = device.measure(store.artifact(point.trial_id), protocol)
+            store.save_measurement(point.trial_id, device.name, device.info(), stats.get("protocol", {}), jsonable(stats))
+            verified[str(point.number)] = {"predicted_ms": point.values["latency_ms"], "measured_ms": stats["median_ms"],
+                                           "device": device.name}
+            reporter.note(f"verified #{point.number}: predicted {point.values['latency_ms']:.2f} ms, "
+                          f"measured {stats['median_ms']:.2f} ms on {device.name}")
+    study.set_user_attr("verified_front", verified)
 
 
 def counted(trials) -> list:

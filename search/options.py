@@ -97,6 +97,11 @@ OPTIONS = (
            group=_LATENCY, many=True, repeat=True, flag="--device", metavar="URL", shown="this machine"),
     Option("device_token", str, None, "the agents' token", RUN, group=_LATENCY, metavar="T", shown=f"${TOKEN_ENV}",
            secret=True),
+    Option("latency", str, "measured", "measured (time every model on the device), or predicted:NAME (the "
+           "latency model 'search device calibrate' stored for device NAME; the device need not be attached)",
+           group=_LATENCY, metavar="HOW"),
+    Option("verify_front", bool, False, "with --latency predicted:NAME and the device attached: time the final "
+           "front on it and store the measured latency beside the predicted one", RUN, group=_LATENCY),
     Option("threads", int, 4, "LiteRT threads, as on a Pi 4", group=_LATENCY, low=1),
     Option("latency_clock", str, "wall", "wall, or cpu: CPU time of one LiteRT thread (--threads 1), steadier "
            "on a shared machine", group=_LATENCY, choices=CLOCKS),

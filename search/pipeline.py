@@ -108,11 +108,13 @@ class Untrained:
     """The candidate built and converted without training. Its size and latency do not depend on the
     trained weights, so they are known before any training is spent: each is computed on first use
     (a conversion, then a measurement) and handed to ``record`` at once, so a caller that stops
-    the candidate later still has them."""
+    the candidate later still has them. With ``predict`` (the device's latency model), the latency
+    is predicted from the file instead of timed: constraint checks and the ``cheaper`` rule then
+    cost a conversion, not seconds of timing."""
 
-    def __init__(self, spec, calibration, device, protocol, clock: Stopwatch, record=nothing):
+    def __init__(self, spec, calibration, device, protocol, clock: Stopwatch, record=nothing, predict=None):
         self.spec, self.calibration, self.device, self.protocol = spec, calibration, device, protocol
-        self.clock, self.record = clock, record
+        self.clock, self.record, self.predict = clock, record, predict
 
     @functools.cached_property
     def tflite(self) -> bytes:
@@ -130,6 +132,11 @@ class Untrained:
 
     @functools.cached_property
     def latency_ms(self) -> float:
+        if self.predict is not None:
+            with self.clock.phase("latency"):
+                median = float(self.predict(self.tflite))
+            self.record(latency_ms=median, latency_predicted=True)
+            return median
         median = measure(self.tflite, self.device, self.protocol, self.clock)["median_ms"]
         self.record(latency_ms=median)
         return median
@@ -212,6 +219,7 @@ def latency_figures(stats: dict, device_name: str, size_bytes: int) -> dict:
         "latency_cv": stats["cv"], "latency_runs": stats.get("runs"), "device": device_name, "size_bytes": size_bytes,
         "peak_memory_bytes": stats.get("peak_activation_bytes"),
         "latency_unsteady": bool(target is not None and stats["cv"] > target),
+        "latency_predicted": bool(stats.get("predicted")),
     }
     if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
         figures["xnnpack_error"] = stats["xnnpack_error"]

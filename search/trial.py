@@ -64,6 +64,7 @@ class TrialContext:
     protocol: object  # evaluators.runtime.Protocol
     trained: TrainedModels = dataclasses.field(default_factory=TrainedModels)
     teacher: object = None  # evaluators.distill.Teacher of --distill
+    latency_model: object = None  # evaluators.latency_model.LatencyModel of the device, if calibrated
 
     @property
     def calibration(self) -> np.ndarray:
@@ -101,8 +102,9 @@ def evaluate(trial, context: TrialContext, front=lambda: []) -> list[float]:
     config = context.config
     spec = candidate_spec(trial, config)
     _set(trial, spec=spec.to_dict(), summary=spec.summary, kinds=list(spec.kinds), quant=spec.quant.mode)
+    predict = context.latency_model.predict if context.latency_model is not None else None
     untrained = Untrained(spec, context.calibration, context.device, context.protocol, clock,
-                          record=lambda **figures: _set(trial, **figures))
+                          record=lambda **figures: _set(trial, **figures), predict=predict)
     try:
         if config.max_latency_ms or config.max_size_kb:
             _check_before_training(trial, untrained, config)

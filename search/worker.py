@@ -107,17 +107,17 @@ def _load_study(config, index: int):
 
 def _context(config, data_path: str):
     from evaluators.data import load_arrays
-    from evaluators.devices import open_devices
+    from search.calibrate import study_device
     from search.pipeline import latency_protocol
     from search.teacher import teacher_of
     from search.trial import TrialContext
     from studies.store import ResultStore
 
     data = load_arrays(data_path)
-    device = open_devices(list(config.devices), config.device_token, config.threads)
     store = ResultStore(config.storage)
+    device, latency_model = study_device(config, store)
     return TrialContext(config, data, device, store, latency_protocol(config.threads, config.latency_clock),
-                        teacher=teacher_of(config, store))
+                        teacher=teacher_of(config, store), latency_model=latency_model)
 
 
 def _limit_threads(workers: int) -> None:

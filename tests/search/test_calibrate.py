@@ -93,3 +93,29 @@ def test_calibrate_a_board_through_its_agent(cli, tmp_path):
     (record,) = [json.loads(line) for line in cli("device", "show", "--storage", storage, "--json").stdout.splitlines()]
     assert record["device"] == url and record["model"]["protocol"]["clock"] == "wall"  # a board: wall clock
     assert record["model"]["device"]["cores"] >= 1  # the agent's /info
+
+
+def test_a_search_on_predicted_latency_needs_no_timing_and_verifies_its_front(cli, tmp_path):
+    import optuna
+
+    from search.calibrate import latency_model_for
+    from studies.store import ResultStore
+    from studies.storage import load_study
+    from tests.conftest import TINY_SEARCH
+
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    missing = cli("start", "--budget", "1", "--latency", "predicted:local", "--storage", storage, *TINY_SEARCH, cwd=tmp_path)
+    assert missing.returncode == 2 and "no latency model of device 'local'" in missing.stderr
+    assert cli("device", "calibrate", "--models", "6", "--image-size", "32", *QUICK, "--storage", storage).returncode == 0
+    done = cli("start", "--budget", "2", "--study", "p", "--latency", "predicted:local", "--verify-front",
+               "--storage", storage, *TINY_SEARCH, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = load_study(storage, "p")
+    with ResultStore(storage, create=False) as store:
+        model = latency_model_for(store, "local")
+        for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
+            assert trial.user_attrs["latency_predicted"] is True and trial.user_attrs["latency_runs"] == 0
+            assert trial.user_attrs["latency_ms"] == pytest.approx(model.predict(store.artifact(trial._trial_id)))
+    verified = study.user_attrs["verified_front"]
+    assert verified and all(v["measured_ms"] > 0 and v["device"] == "local" for v in verified.values())
+    assert "verified #" in done.stdout
