@@ -102,6 +102,8 @@ OPTIONS = (
            group=_LATENCY, metavar="HOW"),
     Option("verify_front", bool, False, "with --latency predicted:NAME and the device attached: time the final "
            "front on it and store the measured latency beside the predicted one", RUN, group=_LATENCY),
+    Option("drift_every", int, 10, "time a fixed reference model every N trials of a worker and re-time the "
+           "trials before a drift beyond 5% (0: never)", KEPT, group=_LATENCY, low=0),
     Option("threads", int, 4, "LiteRT threads, as on a Pi 4", group=_LATENCY, low=1),
     Option("latency_clock", str, "wall", "wall, or cpu: CPU time of one LiteRT thread (--threads 1), steadier "
            "on a shared machine", group=_LATENCY, choices=CLOCKS),

@@ -41,6 +41,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     study = _load_study(config, index)
     context = _context(config, data_path)
     _record_devices(study, context.device)
+    drift = _drift_watch(study, config, context)
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study)
         trial_id = claim_promotion(study, config) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
@@ -53,8 +54,20 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
         study.sampler = make_sampler(config, study._storage.get_trial_number_from_id(trial_id))
         try:
             idle_since = _run_trial(study, optuna.Trial(study, trial_id), context, evaluate, idle_since)
+            if drift is not None:
+                drift.timed(study._storage.get_trial_number_from_id(trial_id), trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             traceback.print_exc()  # another worker found its heartbeat stale, failed it and queued a retry: drop it
+
+
+def _drift_watch(study, config, context):
+    """The worker's :class:`search.drift.DriftWatch`, or ``None`` (``--drift-every 0``, or predicted latency)."""
+    if not config.drift_every or config.predicted_device:
+        return None
+    from search.drift import DriftWatch, reference_tflite
+
+    reference = reference_tflite(config.image_size, config.channels)
+    return DriftWatch(study, context.device, context.protocol, context.store, reference, config.drift_every)
 
 
 def _record_devices(study, device) -> None:

@@ -44,6 +44,8 @@ class StudyStatus:
     overhead_seconds: float
     between_seconds: float = 0.0
     devices: dict = dataclasses.field(default_factory=dict)  # name -> what the worker recorded of it
+    drift: dict = dataclasses.field(default_factory=dict)  # device -> drift events (search.drift)
+    retimed: dict = dataclasses.field(default_factory=dict)  # device -> {trial number: median ms timed again}
 
     @property
     def n_trials(self) -> int:
@@ -77,6 +79,8 @@ class StudyStatus:
             "between_seconds": self.between_seconds,
             "overhead_fraction": self.overhead_fraction,
             "devices": dict(self.devices),
+            "drift": dict(self.drift),
+            "retimed": dict(self.retimed),
         }
 
 
@@ -121,6 +125,8 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         overhead_seconds=overhead,
         between_seconds=sum(float(t.user_attrs.get("seconds_before") or 0.0) for t in trials),
         devices=study_devices(study),
+        drift=_prefixed(study, "drift:"),
+        retimed=_prefixed(study, "retimed:"),
     )
 
 
@@ -168,8 +174,23 @@ DEVICE_PREFIX = "device:"  # study user attributes search.worker writes, one per
 
 
 def study_devices(study) -> dict[str, dict]:
-    return {key.removeprefix(DEVICE_PREFIX): value for key, value in study.user_attrs.items()
-            if key.startswith(DEVICE_PREFIX) and isinstance(value, dict)}
+    return {name: value for name, value in _prefixed(study, DEVICE_PREFIX).items() if isinstance(value, dict)}
+
+
+def _prefixed(study, prefix: str) -> dict:
+    return {key.removeprefix(prefix): value for key, value in study.user_attrs.items() if key.startswith(prefix)}
+
+
+def drift_lines(drift: dict, retimed: dict) -> list[str]:
+    """One line per device whose reference model drifted (see :mod:`search.drift`)."""
+    lines = []
+    for device, events in sorted(drift.items()):
+        worst = max(events, key=lambda e: abs(e["reference_ms"] / e["baseline_ms"] - 1))
+        change = worst["reference_ms"] / worst["baseline_ms"] - 1
+        again = retimed.get(device, {})
+        lines.append(f"drift on {device}: {len(events)} time(s) the reference model moved beyond 5% (at most {change:+.0%}, "
+                     f"after trial {worst['after_trial']}); {len(again)} trial(s) timed again (measurements table)")
+    return lines
 
 
 def device_line(name: str, info: dict) -> str:
@@ -222,6 +243,7 @@ def format_status(status: StudyStatus) -> str:
     else:
         lines.append("Pareto front: empty (no complete feasible trial yet)")
     lines += [device_line(name, info) for name, info in sorted(status.devices.items())]
+    lines += drift_lines(status.drift, status.retimed)
     lines.append(_time_line(status))
     return "\n".join(lines)
 
