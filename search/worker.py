@@ -55,7 +55,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
         try:
             idle_since = _run_trial(study, optuna.Trial(study, trial_id), context, evaluate, idle_since)
             if drift is not None:
-                drift.timed(study._storage.get_trial_number_from_id(trial_id), trial_id)
+                drift = _checked(drift, study._storage.get_trial_number_from_id(trial_id), trial_id)
         except optuna.exceptions.UpdateFinishedTrialError:
             traceback.print_exc()  # another worker found its heartbeat stale, failed it and queued a retry: drop it
 
@@ -66,8 +66,22 @@ def _drift_watch(study, config, context):
         return None
     from search.drift import DriftWatch, reference_tflite
 
-    reference = reference_tflite(config.image_size, config.channels)
-    return DriftWatch(study, context.device, context.protocol, context.store, reference, config.drift_every)
+    try:
+        reference = reference_tflite(config.image_size, config.channels)
+        return DriftWatch(study, context.device, context.protocol, context.store, reference, config.drift_every)
+    except Exception:  # noqa: BLE001 - a board that cannot time the reference fails the trials, named, not the worker
+        traceback.print_exc()
+        return None
+
+
+def _checked(drift, number: int, trial_id: int):
+    """``drift`` after its check following trial ``number``; ``None`` once the device cannot time it."""
+    try:
+        drift.timed(number, trial_id)
+        return drift
+    except Exception:  # noqa: BLE001 - the trials go on without drift control; the log says why
+        traceback.print_exc()
+        return None
 
 
 def _record_devices(study, device) -> None:
