@@ -89,7 +89,11 @@ def _record_devices(study, device) -> None:
     from studies.status import DEVICE_PREFIX
 
     for board in getattr(device, "devices", [device]):
-        info = board.info()
+        try:
+            info = board.info()
+        except Exception:  # noqa: BLE001 - a board that does not answer now fails its trials, named
+            traceback.print_exc()
+            continue
         keep = {key: info.get(key) for key in ("cpu", "cpu_features", "cores", "machine", "board", "runtime")}
         study.set_user_attr(DEVICE_PREFIX + board.name, keep)
 
