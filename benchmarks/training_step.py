@@ -1,0 +1,120 @@
+"""What makes one training step faster on this CPU: XLA, steps per execution, thread settings.
+
+    python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3]
+
+For unet and a light candidate (depthwise, width 8), trains as ``evaluators.train.train`` does (the
+same optimizer, schedule, loss and input pipeline) under each setting and prints the steady-state
+milliseconds per step (epochs after the first, which includes tracing) and the ratio to the
+default, with the host CPU and load. A setting is worth adopting at 1.2x or more at equal Dice;
+the validation Dice after the last epoch is printed beside it (the same seed for all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SETTINGS = {
+    "default": {},
+    "xla": {"jit_compile": True},
+    "steps_per_execution=8": {"steps_per_execution": 8},
+    "threads 2/1": {"intra": 2, "inter": 1},
+    "threads 1/1": {"intra": 1, "inter": 1},
+}
+
+
+def run(spec, data, setting: dict, args) -> tuple[float, float]:
+    from evaluators.accuracy import dice_iou, predict_keras
+    from evaluators.train import bce_dice_loss, learning_rate_schedule, training_dataset
+    from space import _tf
+    from space.model import build
+
+    tf, keras = _tf.tensorflow(), _tf.keras()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = build(spec, seed=0)
+    steps = math.ceil(len(data["train_images"]) / args.batch)
+    optimizer = keras.optimizers.legacy.Adam(learning_rate_schedule(2e-3, "cosine", steps * args.epochs))
+    model.compile(optimizer=optimizer, loss=bce_dice_loss, jit_compile=setting.get("jit_compile", False),
+                  steps_per_execution=setting.get("steps_per_execution", 1))
+    dataset = training_dataset(data["train_images"], data["train_masks"], args.batch, 0, args.epochs)
+    stamps = []
+    clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
+    stamps.append(time.perf_counter())
+    model.fit(dataset, epochs=args.epochs, steps_per_epoch=steps, verbose=0, callbacks=[clock])
+    per_step = (stamps[-1] - stamps[1]) / ((args.epochs - 1) * steps) * 1000
+    dice, _ = dice_iou(predict_keras(model, data["val_images"]), data["val_masks"])
+    return per_step, dice
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    args = parser.parse_args()
+    from evaluators.data import load_dataset
+    from space.spec import uniform
+
+    loaded = load_dataset(args.data, args.size, limit=args.images + 24, seed=0, synthetic_count=args.images + 24)
+    data = {"train_images": loaded.train_images, "train_masks": loaded.train_masks,
+            "val_images": loaded.val_images, "val_masks": loaded.val_masks}
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.data} {len(loaded.train_images)} images "
+          f"{args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs (the first not timed)")
+    models = {"unet": uniform("standard", depth=4, base_width=16, input_size=args.size),
+              "depthwise w8": uniform("depthwise", depth=4, base_width=8, input_size=args.size)}
+    for label, spec in models.items():
+        base = None
+        for name in args.settings.split(","):
+            setting = SETTINGS[name]
+            if "intra" in setting:  # threads are fixed once per process: measure in a child
+                per_step, dice = _in_child(label, name, args)
+            else:
+                per_step, dice = run(spec, data, setting, args)
+            base = base or per_step
+            print(f"{label:>13} | {name:<22} | {per_step:8.1f} ms/step | {base / per_step:4.2f}x | Dice {dice:.3f}", flush=True)
+
+
+def _in_child(label: str, name: str, args) -> tuple[float, float]:
+    import json
+    import subprocess
+
+    code = (f"import sys, json; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"import tensorflow as tf; s = {SETTINGS[name]!r}; "
+            "tf.config.threading.set_intra_op_parallelism_threads(s['intra']); "
+            "tf.config.threading.set_inter_op_parallelism_threads(s['inter']); "
+            f"import training_step as t; print(json.dumps(t.child({label!r}, {vars(args)!r})))")
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def child(label: str, options: dict) -> tuple[float, float]:
+    from types import SimpleNamespace
+
+    from evaluators.data import load_dataset
+    from space.spec import uniform
+
+    args = SimpleNamespace(**options)
+    loaded = load_dataset(args.data, args.size, limit=args.images + 24, seed=0, synthetic_count=args.images + 24)
+    data = {"train_images": loaded.train_images, "train_masks": loaded.train_masks,
+            "val_images": loaded.val_images, "val_masks": loaded.val_masks}
+    spec = {"unet": uniform("standard", depth=4, base_width=16, input_size=args.size),
+            "depthwise w8": uniform("depthwise", depth=4, base_width=8, input_size=args.size)}[label]
+    return run(spec, data, {}, args)
+
+
+if __name__ == "__main__":
+    main()
