@@ -16,7 +16,7 @@ import textwrap
 
 from search import __version__
 
-COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "predict")
+COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "confirm", "predict")
 TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
 INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 

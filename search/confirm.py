@@ -1,0 +1,409 @@
+"""``search confirm``: retrain chosen trials (and the ``unet`` preset, the reference) for E epochs
+with S seeds, score them on validation and held-out test images, time them again, store each run.
+
+A search trial's Dice comes from one seed and a short budget, scored on the validation images
+that also chose it; a confirming run trains the spec on the study's whole training split with
+:func:`run_one` (the pipeline of a trial: :func:`search.pipeline.train`, ``finish``, then
+``score(split="test")``), which is also what ``search export --retrain-epochs`` runs
+(:mod:`search.retrain`). Each run is one row of ``naslite_confirmations`` (subject ``trial:17``
+or ``preset:unet``, epochs, seed; its figures and ``.tflite``); :mod:`studies.confirmed` reads
+them back as means and spreads over seeds.
+
+The test split: the study's own when it held one out (``test_fraction``, or a folder's
+``test/``); otherwise confirm holds out ``--test-fraction`` of the images itself, with the
+study's seed, and never trains on them. For a study split with validation fraction 0.2 and a
+test fraction of 0.2, that test split is exactly the search's validation split (the search chose
+on those images but never trained on them).
+
+Runs are claimed one at a time in the store (:meth:`studies.store.ResultStore.claim_confirmation`)
+under the storage-wide lock and kept alive by a heartbeat, so several workers (``--workers``, or
+the same command on other machines sharing a PostgreSQL storage) share them, and a run whose
+worker was killed (even by SIGKILL) is taken again: at once on the same machine, after
+``STALE_SECONDS`` from another. Finished runs are never run again: the command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import threading
+import time
+
+from search import pipeline
+from search.config import SearchConfig
+
+REFERENCE = "unet"  # the preset every confirmation is compared with
+DEFAULT_TEST_FRACTION = 0.2
+HEARTBEAT_SECONDS = 10.0
+STALE_SECONDS = 60.0  # a claim without a heartbeat for this long is another worker's that died
+
+
+# -- what to confirm ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """A spec to confirm: ``name`` is the store's subject (``trial:17``, ``preset:unet``)."""
+
+    name: str
+    spec: object  # space.spec.CandidateSpec
+    label: str
+
+
+def trial_subjects(study, *, front: bool = False, top: int | None = None, trials=None) -> list[Subject]:
+    """The trials ``--front``, ``--top K`` (the best K by non-dominated rank, then Dice) or
+    ``--trials 3,17`` ask for; a bad choice is a ``LookupError`` naming what exists."""
+    from studies.front import candidates, front as front_of, nondominated_ranks, study_points
+
+    points = study_points(study)
+    pool = candidates(points)
+    if trials:
+        by_number = {p.number: p for p in points}
+        chosen = [by_number.get(number) for number in trials]
+        wrong = [n for n, p in zip(trials, chosen) if p is None or not p.complete or not isinstance(p.attrs.get("spec"), dict)]
+        if wrong:
+            complete = ", ".join(str(p.number) for p in pool) or "none"
+            raise LookupError(f"--trials: {', '.join(map(str, wrong))} is no complete trial with a spec in study "
+                              f"{study.study_name}; complete trials: {complete}")
+    elif top is not None:
+        metrics = pool[0].objectives if pool else ()
+        ranks = nondominated_ranks(pool, metrics)
+        chosen = [p for _, p in sorted(zip(ranks, pool), key=lambda rp: (rp[0], -rp[1].values.get("dice", 0.0), rp[1].number))][:top]
+    else:
+        chosen = front_of(points)
+    if not chosen:
+        raise LookupError(f"study {study.study_name} has no complete feasible trial to confirm yet; see 'search status'")
+    return [_trial_subject(p) for p in chosen if p.preset != REFERENCE]  # unet is the reference, confirmed anyway
+
+
+def _trial_subject(point) -> Subject:
+    from space import CandidateSpec
+
+    spec = CandidateSpec.from_dict(point.attrs["spec"])
+    return Subject(f"trial:{point.number}", spec, f"#{point.number} {point.summary or spec.summary}")
+
+
+def reference_subject(config: SearchConfig) -> Subject:
+    from space.presets import preset
+
+    spec = preset(REFERENCE, config.image_size, config.channels)
+    return Subject(f"preset:{REFERENCE}", spec, f"[{REFERENCE}] {spec.summary}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One ``search confirm``: the study, its configuration, the subjects, epochs and seeds, and the data."""
+
+    study: str
+    config: SearchConfig
+    subjects: tuple[Subject, ...]
+    epochs: int
+    seeds: tuple[int, ...]
+    data_limit: int | None
+    test_fraction: float  # of the images held out as test, when the study held none out
+
+    @property
+    def runs(self) -> list[tuple[Subject, int]]:
+        """Every (subject, seed), the reference first, then seed by seed: the first seed of every
+        subject is done before any second seed."""
+        return [(subject, seed) for seed in self.seeds for subject in self.subjects]
+
+    def to_dict(self) -> dict:
+        return {"study": self.study, "config": self.config.to_dict(), "epochs": self.epochs, "seeds": list(self.seeds),
+                "data_limit": self.data_limit, "test_fraction": self.test_fraction,
+                "subjects": [{"name": s.name, "spec": s.spec.to_dict(), "label": s.label} for s in self.subjects]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Plan":
+        from space import CandidateSpec
+
+        subjects = tuple(Subject(s["name"], CandidateSpec.from_dict(s["spec"]), s["label"]) for s in data["subjects"])
+        return cls(data["study"], SearchConfig.from_dict(data["config"]), subjects, data["epochs"],
+                   tuple(data["seeds"]), data["data_limit"], data["test_fraction"])
+
+
+def make_plan(study, config: SearchConfig, subjects: list[Subject], *, epochs: int, seeds: int,
+              data_limit: int | None = None, test_fraction: float = DEFAULT_TEST_FRACTION) -> Plan:
+    """The plan, its numbers checked (``ValueError``, one line each)."""
+    for flag, value in (("--epochs", epochs), ("--seeds", seeds)):
+        if value < 1:
+            raise ValueError(f"{flag}: must be at least 1, got {value}")
+    if data_limit is not None and data_limit < 3:
+        raise ValueError(f"--data-limit: confirm needs at least 3 image pairs (train, validation, test), got {data_limit}")
+    if not 0 < test_fraction < 0.8:
+        raise ValueError(f"--test-fraction: must be above 0 and below 0.8, got {test_fraction}")
+    everything = [reference_subject(config), *subjects]
+    return Plan(study.study_name, config, tuple(everything), epochs, tuple(config.seed + k for k in range(seeds)),
+                data_limit, test_fraction)
+
+
+# -- the data -------------------------------------------------------------------------------------
+def study_test_fraction(config: SearchConfig) -> float:
+    """The test fraction the study held out (0 for studies made before there was one)."""
+    return float(getattr(config, "test_fraction", 0.0) or 0.0)
+
+
+def load_data(plan: Plan, image_size: int, channels: int, progress: bool = False):
+    """The study's data at this size, with a test split (the study's, else ``plan.test_fraction``)."""
+    from evaluators.data import load_dataset
+
+    config = plan.config
+    return load_dataset(
+        config.data, image_size, channels, seed=config.seed, synthetic_count=config.synthetic_count,
+        limit=plan.data_limit or config.data_limit, progress=progress,
+        test_fraction=study_test_fraction(config) or plan.test_fraction,
+    )
+
+
+def test_split_note(plan: Plan, data) -> str:
+    """Where the test images come from, for the output and each run's figures."""
+    from pathlib import Path
+
+    count = len(data.test_images)
+    if plan.config.data != "synthetic" and (Path(plan.config.data) / "test").is_dir():
+        return f"{count} test images from {plan.config.data}/test"
+    if study_test_fraction(plan.config):
+        return f"{count} test images: the study's held-out test split"
+    return (f"{count} test images held out by confirm (--test-fraction {plan.test_fraction:g}, seed {plan.config.seed}): "
+            "the study held none out; confirm never trains on them")
+
+
+# -- one run --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Run:
+    """A spec trained once, converted, scored and timed: the one retraining path."""
+
+    trained: pipeline.Trained
+    evaluation: pipeline.Evaluation
+    test: dict | None  # pipeline.score on the test split, when the data has one
+
+
+def run_one(spec, data, epochs: int, training: dict, device, protocol, clock, progress=None) -> Run:
+    """Train ``spec`` on ``data``'s train split for ``epochs`` with ``training`` (its seed included),
+    convert, score validation (and test, if any) and time it: a search trial's steps."""
+    trained = pipeline.train(spec, data, epochs, training, clock, progress)
+    evaluation = pipeline.finish(spec, trained, data, device, protocol, clock)
+    test = pipeline.score(evaluation.tflite, data, clock, split="test") if data.has_test else None
+    return Run(trained, evaluation, test)
+
+
+def run_figures(run: Run, subject: Subject, seed: int, plan: Plan, data, device, protocol, clock) -> dict:
+    """What the store keeps of one confirming run."""
+    figures = {
+        **run.evaluation.figures, "size_kb": len(run.evaluation.tflite) / 1024,
+        "summary": subject.spec.summary, "spec": subject.spec.to_dict(), "seed": seed, "epochs": plan.epochs,
+        "epochs_run": run.trained.history.epochs, "data": data.name, "train_images": len(data.train_images),
+        "val_images": len(data.val_images), "test_images": len(data.test_images), "test_split": test_split_note(plan, data),
+        "val_dice_history": [round(float(d), 4) for d in run.trained.history.val_dice],
+        "protocol": protocol.to_dict(), "device_info": device.info(), "training": run.trained.info,
+        "latency_stats": {k: v for k, v in run.evaluation.latency.items() if k != "samples_ms"},
+        "seconds": clock.summary(),
+    }
+    if run.test is not None:
+        figures.update({"test_dice": run.test["dice"], "test_iou": run.test["iou"],
+                        "test_dice_ci95": run.test["dice_ci95"], "test_dice_per_image": run.test["dice_per_image"]})
+    return pipeline.jsonable(figures)
+
+
+# -- the worker: claim, run, store, until nothing is left -----------------------------------------
+def owner_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def is_stale(claim: dict) -> bool:
+    """A claim whose heartbeat stopped, or whose process on this machine is gone."""
+    host, _, pid = str(claim.get("claimed_by", "")).rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return True
+    return time.time() - float(claim.get("heartbeat") or 0) > STALE_SECONDS
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_next(plan: Plan, store, owner: str):
+    """The next (subject, seed) nobody has run or is running, now claimed by ``owner``; ``None``
+    when every run is done; ``"wait"`` when the rest are under way elsewhere."""
+    from studies.locks import storage_lock
+
+    done = {(c["subject"], c["seed"]) for c in store.confirmations(plan.study) if c["epochs"] == plan.epochs}
+    left = [(subject, seed) for subject, seed in plan.runs if (subject.name, seed) not in done]
+    if not left:
+        return None
+    with storage_lock(plan.config.storage, f"confirm:{plan.study}"):
+        for subject, seed in left:
+            if store.claim_confirmation(plan.study, subject.name, plan.epochs, seed, owner, is_stale):
+                return subject, seed
+    return "wait"
+
+
+class Heartbeat:
+    """Renews a claim every ``HEARTBEAT_SECONDS`` while a run trains (a ``with`` block)."""
+
+    def __init__(self, store, plan: Plan, subject: Subject, seed: int, owner: str):
+        self.key = (plan.study, subject.name, plan.epochs, seed, owner)
+        self.store, self.stop = store, threading.Event()
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+        self.thread.start()
+
+    def _beat(self):
+        while not self.stop.wait(HEARTBEAT_SECONDS):
+            self.store.beat_confirmation(*self.key)
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join()
+
+
+def work(plan: Plan, device_token: str | None = None) -> int:
+    """Claim and run confirming runs until none is left; returns how many this worker ran."""
+    from evaluators.devices import open_devices
+    from search.worker import _release_memory
+    from studies.store import ResultStore
+
+    config, owner, ran, datasets = plan.config, owner_name(), 0, {}
+    device = open_devices(list(config.devices), device_token, config.threads)
+    protocol = pipeline.latency_protocol(config.threads, config.latency_clock)
+    with ResultStore(config.storage) as store:
+        while (claimed := claim_next(plan, store, owner)) is not None:
+            if claimed == "wait":
+                time.sleep(5.0)  # another worker's runs: wait for them to finish or go stale
+                continue
+            subject, seed = claimed
+            size = (subject.spec.input_size, subject.spec.input_channels)
+            data = datasets.get(size) or datasets.setdefault(size, load_data(plan, *size))
+            clock = pipeline.Stopwatch()
+            with Heartbeat(store, plan, subject, seed, owner):
+                run = run_one(subject.spec, data, plan.epochs, {**config.training, "seed": seed}, device, protocol, clock)
+                figures = run_figures(run, subject, seed, plan, data, device, protocol, clock)
+            store.save_confirmation(plan.study, subject.name, plan.epochs, seed, figures, run.evaluation.tflite)
+            ran += 1
+            _release_memory()
+    return ran
+
+
+# -- the coordinator: workers, the progress bar ---------------------------------------------------
+def confirm(plan: Plan, workers: int = 1, device_token: str | None = None, out=None, err=None) -> int:
+    """Run ``plan`` with ``workers`` processes, showing a bar (runs k/N, ETA) and a line per run;
+    returns the runs that were done before."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from search.loop import _last_line, _root
+
+    out, err = out or sys.stdout, err or sys.stderr
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_root(), os.environ.get("PYTHONPATH")]))}
+    if device_token:
+        environment["NAS_LITE_DEVICE_TOKEN"] = device_token
+    with tempfile.TemporaryDirectory(prefix="nas-lite-confirm-") as folder:
+        job = Path(folder) / "job.json"
+        job.write_text(json.dumps({"plan": plan.to_dict(), "workers": workers}))
+        processes = []
+        for index in range(workers):
+            log = Path(folder) / f"worker{index}.log"
+            process = subprocess.Popen([sys.executable, "-m", "search.confirm", str(job)], stdout=log.open("w"),
+                                       stderr=subprocess.STDOUT, env=environment, stdin=subprocess.DEVNULL)
+            processes.append((process, log))
+        try:
+            before = _watch(plan, [p for p, _ in processes], out, err)
+        finally:
+            for process, _ in processes:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(timeout=30)
+        failed = [(p, log) for p, log in processes if p.returncode not in (0, None)]
+        if failed:
+            raise RuntimeError(f"confirm worker stopped with status {failed[0][0].returncode}: {_last_line(failed[0][1])}")
+    return before
+
+
+def _watch(plan: Plan, processes, out, err) -> int:
+    """Report runs as the store gets them until every worker has exited."""
+    from studies.store import ResultStore
+
+    keys = {(subject.name, seed) for subject, seed in plan.runs}
+    labels = {subject.name: subject.label for subject in plan.subjects}
+    with ResultStore(plan.config.storage) as store:
+        seen = _finished(store, plan, keys)
+        progress = Progress(len(keys), len(seen), out, err)
+        while True:
+            running = any(p.poll() is None for p in processes)
+            for row in sorted(_finished(store, plan, keys).values(), key=lambda r: r["created"]):
+                if (row["subject"], row["seed"]) not in seen:
+                    seen[(row["subject"], row["seed"])] = row
+                    progress.step(run_line(labels[row["subject"]], row["seed"], row["figures"]))
+            if not running:
+                break
+            time.sleep(1.0)
+        progress.close()
+    left = len(keys) - len(seen)
+    if left:
+        raise RuntimeError(f"{left} confirming run(s) were not done; run the same command again to continue them")
+    return progress.first
+
+
+def _finished(store, plan: Plan, keys) -> dict:
+    rows = [row for row in store.confirmations(plan.study) if row["epochs"] == plan.epochs]
+    return {(r["subject"], r["seed"]): r for r in rows if (r["subject"], r["seed"]) in keys}
+
+
+def run_line(label: str, seed: int, figures: dict) -> str:
+    test = f", test Dice {figures['test_dice']:.3f}" if figures.get("test_dice") is not None else ""
+    return (f"{label} seed {seed}: validation Dice {figures['dice']:.3f}{test}, "
+            f"{figures['latency_ms']:.2f} ms, {figures['size_kb']:.0f} KB")
+
+
+class Progress:
+    """A tqdm bar on a terminal's stderr; elsewhere each line ends with [k/N, elapsed, ETA]."""
+
+    def __init__(self, total: int, done: int, out, err):
+        self.total, self.done, self.first, self.out = total, done, done, out
+        self.started = time.time()
+        self.bar = None
+        if err.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc="confirm", unit="run", file=err, dynamic_ncols=True)
+
+    def step(self, line: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.write(line, file=self.out)
+            return
+        elapsed = time.time() - self.started
+        eta = elapsed / max(self.done - self.first, 1) * (self.total - self.done)
+        print(f"{line}  [{self.done}/{self.total}, {pipeline.duration(elapsed)} elapsed, ETA {pipeline.duration(eta)}]",
+              file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(job_path: str) -> int:
+    """``python -m search.confirm JOB.json``: one worker process of ``search confirm``."""
+    from search.worker import _leave_with_parent, _limit_threads
+
+    job = json.loads(open(job_path).read())
+    _leave_with_parent()
+    _limit_threads(job["workers"])
+    work(Plan.from_dict(job["plan"]), os.environ.get("NAS_LITE_DEVICE_TOKEN"))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1]))
