@@ -2,7 +2,8 @@
 
 :func:`study_status` computes a :class:`StudyStatus`; :func:`format_status` and
 :func:`format_studies` render text for ``search status`` and ``search studies``
-(``StudyStatus.to_dict`` is the ``--json`` form).
+(``StudyStatus.to_dict`` is the ``--json`` form). A study with confirmed trials (``search confirm``)
+gets a ``confirmed`` table too (:func:`studies.confirmed.format_confirmed`).
 
 Overhead is what a trial spends outside training, conversion and latency measurement (from each
 trial's ``seconds`` attribute, ``total - train - convert - latency``) plus what its worker spent
@@ -16,6 +17,7 @@ import datetime
 from typing import Any
 
 from studies import pareto
+from studies.confirmed import format_confirmed, load_confirmed
 from studies.front import TrialPoint, front, objective_names, study_limits, study_points
 from studies.metrics import FORMATS, METRICS, format_value, state_counts
 from studies.storage import StudyInfo, storage_url
@@ -43,6 +45,7 @@ class StudyStatus:
     stage_seconds: dict[str, float]
     overhead_seconds: float
     between_seconds: float = 0.0
+    confirmed: list = dataclasses.field(default_factory=list)  # studies.confirmed.Confirmed, 'search confirm'
 
     @property
     def n_trials(self) -> int:
@@ -75,6 +78,7 @@ class StudyStatus:
             "overhead_seconds": self.overhead_seconds,
             "between_seconds": self.between_seconds,
             "overhead_fraction": self.overhead_fraction,
+            "confirmed": [c.to_dict() for c in self.confirmed],
         }
 
 
@@ -116,6 +120,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         stage_seconds=stage,
         overhead_seconds=overhead,
         between_seconds=sum(float(t.user_attrs.get("seconds_before") or 0.0) for t in trials),
+        confirmed=load_confirmed(study),
     )
 
 
@@ -192,6 +197,8 @@ def format_status(status: StudyStatus) -> str:
     else:
         lines.append("Pareto front: empty (no complete feasible trial yet)")
     lines.append(_time_line(status))
+    if status.confirmed:
+        lines.append(format_confirmed(status.confirmed, status.objectives))
     return "\n".join(lines)
 
 
