@@ -89,7 +89,9 @@ def _reference_lines(figure, unet: Confirmed) -> None:
 
 
 def study_confirmed_figures(study) -> dict:
-    """``{"confirmed": figure JSON}`` for a page's ``figures`` (drawn into ``#fig-confirmed``)."""
+    """``{"confirmed": figure JSON}`` for a page's ``figures`` (drawn into ``#fig-confirmed``), or ``{}``
+    when nothing is confirmed (the empty box is hidden)."""
     from studies.figures import figure_json
 
-    return {"confirmed": figure_json(confirmed_figure(confirmed_info(study)))}
+    info = confirmed_info(study)
+    return {"confirmed": figure_json(confirmed_figure(info))} if info.items or info.reference else {}
