@@ -36,6 +36,7 @@ from search.config import SearchConfig
 
 REFERENCE = "unet"  # the preset every confirmation is compared with
 DEFAULT_TEST_FRACTION = 0.2
+SEARCH_VAL_FRACTION = 0.2  # evaluators.data.load_dataset's validation fraction, which the search uses
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0  # a claim without a heartbeat for this long is another worker's that died
 
@@ -164,8 +165,11 @@ def test_split_note(plan: Plan, data) -> str:
         return f"{count} test images from {plan.config.data}/test"
     if study_test_fraction(plan.config):
         return f"{count} test images: the study's held-out test split"
+    same = plan.data_limit in (None, plan.config.data_limit) and plan.test_fraction == SEARCH_VAL_FRACTION
+    seen = ("; they are the search's validation images, which chose its trials but never trained them" if same else
+            "; the search saw them, as training or validation images")
     return (f"{count} test images held out by confirm (--test-fraction {plan.test_fraction:g}, seed {plan.config.seed}): "
-            "the study held none out; confirm never trains on them")
+            f"the study held none out{seen}; confirm never trains on them")
 
 
 # -- one run --------------------------------------------------------------------------------------
