@@ -130,7 +130,7 @@ def render(summary: dict) -> str:
     rows = [*summary["front"], *([{**summary["unet"], "trial": "unet"}] if summary["unet"] else [])]
     for row in rows:
         search = "-" if row.get("search_dice") is None else f"{row['search_dice']:.3f}"
-        lines.append(f"| {'*' if row.get('on_confirmed_front') else ''} | {row['trial']} | {row['summary']} | {search} | "
+        lines.append(f"| {'*' if row.get('on_confirmed_front') else ''} | {row['trial']} | {row['summary'].replace('|', chr(92) + '|')} | {search} | "
                      f"{dice(row, 'test_dice')} | {dice(row, 'val_dice')} | {row['latency_ms']:.2f} | "
                      f"{row['size_kb']:.0f} | {len(row['seeds'])} |")
     lines.append("")

@@ -33,7 +33,7 @@ class Confirmed:
     subject: str
     epochs: int
     runs: tuple[dict, ...]  # each seed's figures, by seed
-    search: TrialPoint | None  # the trial as the search measured it (None for a preset reference)
+    search: TrialPoint | None  # the trial (or the preset's trial) as the search measured it, if it did
     limits: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -98,7 +98,9 @@ def confirmed(study, rows: list[dict]) -> list[Confirmed]:
     """The study's confirmed subjects from its confirming runs (``ResultStore.confirmations``),
     the reference first, then by trial number; per subject the epochs with the most seeds
     (ties: the most epochs)."""
-    by_number = {p.number: p for p in study_points(study)}
+    points = study_points(study)
+    by_number = {p.number: p for p in points}
+    by_preset = {f"preset:{p.preset}": p for p in reversed(points) if p.preset and p.complete}  # the first run of each
     limits = study_limits(study)
     groups: dict[tuple[str, int], list[dict]] = {}
     for row in rows:
@@ -110,7 +112,7 @@ def confirmed(study, rows: list[dict]) -> list[Confirmed]:
     items = []
     for subject, (epochs, runs) in chosen.items():
         item = Confirmed(subject, epochs, tuple(sorted(runs, key=lambda r: r["seed"])), None, limits)
-        items.append(dataclasses.replace(item, search=by_number.get(item.number)))
+        items.append(dataclasses.replace(item, search=by_number.get(item.number) or by_preset.get(subject)))
     return sorted(items, key=lambda c: (c.subject != REFERENCE, c.number if c.number is not None else -1, c.subject))
 
 
