@@ -163,6 +163,9 @@ def test_split_note(plan: Plan, data) -> str:
     count = len(data.test_images)
     if plan.config.data != "synthetic" and (Path(plan.config.data) / "test").is_dir():
         return f"{count} test images from {plan.config.data}/test"
+    if study_test_fraction(plan.config) and plan.data_limit not in (None, plan.config.data_limit):
+        return (f"{count} test images: --data-limit {plan.data_limit} differs from the study's, so these are not "
+                "the study's held-out images (the search may have trained on them); confirm never trains on them")
     if study_test_fraction(plan.config):
         return f"{count} test images: the study's held-out test split"
     same = plan.data_limit in (None, plan.config.data_limit) and plan.test_fraction == SEARCH_VAL_FRACTION
