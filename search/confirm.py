@@ -309,7 +309,13 @@ def confirm(plan: Plan, workers: int = 1, device_token: str | None = None, out=N
 
     from search.loop import _last_line, _root
 
+    from studies.store import ResultStore
+
     out, err = out or sys.stdout, err or sys.stderr
+    with ResultStore(plan.config.storage) as store:
+        if len(_finished(store, plan, {(s.name, seed) for s, seed in plan.runs})) == len(plan.runs):
+            print(f"all {len(plan.runs)} runs were done before", file=err)
+            return len(plan.runs)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_root(), os.environ.get("PYTHONPATH")]))}
     if device_token:
         environment["NAS_LITE_DEVICE_TOKEN"] = device_token
@@ -378,6 +384,8 @@ class Progress:
         self.total, self.done, self.first, self.out = total, done, done, out
         self.started = time.time()
         self.bar = None
+        if done:
+            print(f"{done} of {total} runs were done before: continuing", file=err, flush=True)
         if err.isatty():
             from tqdm import tqdm
 

@@ -44,8 +44,6 @@ def run(args):
           f"{plan.epochs} epochs x {len(plan.seeds)} seed(s) ({', '.join(map(str, plan.seeds))}), "
           f"{len(plan.runs)} runs; {data.describe()}", file=sys.stderr)
     print(f"test split: {confirm.test_split_note(plan, data)}", file=sys.stderr)
-    before = confirm.confirm(plan, args.workers, args.device_token or os.environ.get("NAS_LITE_DEVICE_TOKEN"))
-    if before:
-        print(f"{before} of {len(plan.runs)} runs were done before: continued", file=sys.stderr)
+    confirm.confirm(plan, args.workers, args.device_token or os.environ.get("NAS_LITE_DEVICE_TOKEN"))
     print(format_confirmed(load_confirmed(study)))
     return 0
