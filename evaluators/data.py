@@ -102,6 +102,22 @@ def _split(images, masks, name, seed, val_fraction, test_fraction, notes, test=N
     return Dataset(images[train], masks[train], images[val], masks[val], name, tuple(notes), test_images, test_masks)
 
 
+def save_arrays(data: Dataset, path) -> None:
+    """Write ``data`` as one ``.npz`` (what a search hands its worker processes)."""
+    empty = np.zeros((0, *data.train_images.shape[1:]), np.float32), np.zeros((0, *data.train_masks.shape[1:]), np.float32)
+    test_images, test_masks = (data.test_images, data.test_masks) if data.has_test else empty
+    np.savez(path, train_images=data.train_images, train_masks=data.train_masks, val_images=data.val_images,
+             val_masks=data.val_masks, test_images=test_images, test_masks=test_masks, name=np.array(data.name))
+
+
+def load_arrays(path) -> Dataset:
+    """The :class:`Dataset` :func:`save_arrays` wrote (files without a test split load without one)."""
+    with np.load(path) as arrays:
+        test = (arrays["test_images"], arrays["test_masks"]) if "test_images" in arrays.files else (None, None)
+        return Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"],
+                       str(arrays["name"]), (), *test)
+
+
 # -- folders ----------------------------------------------------------------------------------
 def load_folder(path, image_size, channels=3, limit=None, progress=False):
     """Read matching ``images/`` and ``masks/`` files; returns (images, masks, warnings)."""

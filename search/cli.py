@@ -16,9 +16,11 @@ import textwrap
 
 from search import __version__
 
-COMMANDS = ("space", "presets", "start", "status", "studies", "bench", "agent", "dashboard", "report", "export", "confirm", "predict")
+COMMANDS = ("space", "presets", "start", "status", "studies", "compare", "prune", "bench", "agent", "dashboard", "report", "export",
+            "confirm", "predict", "data", "device")
 TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
-INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                PermissionError)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -84,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        if getattr(args, "default_note", None):
+            print(args.default_note, file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print("search: interrupted; finished trials are stored, start the same command again to continue", file=sys.stderr)
         return 130

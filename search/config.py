@@ -18,7 +18,8 @@ from studies.names import default_study_name  # noqa: F401 - start names its def
 from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and aliases: one vocabulary
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
-BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False}
+BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
+               "test_fraction": 0.0}
 
 
 class _Methods:
@@ -33,7 +34,21 @@ class _Methods:
         if len(objectives) < 2 or len(set(objectives)) != len(objectives):
             raise ValueError("--objectives: name two or three different ones of dice, latency, size")
         object.__setattr__(self, "objectives", objectives)
+        if self.rungs:
+            object.__setattr__(self, "epochs", self.rung_plan.horizon)  # the most a candidate trains
+        if self.distill:
+            from search.teacher import check_source
+            from space.presets import PRESETS
+
+            check_source(self.distill, list(PRESETS))
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
+
+    @property
+    def rung_plan(self):
+        """The :class:`search.rungs.Rungs` of ``--rungs`` and ``--eta``, or ``None`` (one fidelity)."""
+        from search.rungs import Rungs
+
+        return Rungs(tuple(self.rungs), self.eta) if self.rungs else None
 
     def _check_input_sizes(self, space) -> None:
         """Every input size must suit every depth the search may build, or every trial would fail."""

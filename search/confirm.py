@@ -36,7 +36,6 @@ from search.config import SearchConfig
 
 REFERENCE = "unet"  # the preset every confirmation is compared with
 DEFAULT_TEST_FRACTION = 0.2
-SEARCH_VAL_FRACTION = 0.2  # evaluators.data.load_dataset's validation fraction, which the search uses
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0  # a claim without a heartbeat for this long is another worker's that died
 
@@ -139,20 +138,16 @@ def make_plan(study, config: SearchConfig, subjects: list[Subject], *, epochs: i
 
 
 # -- the data -------------------------------------------------------------------------------------
-def study_test_fraction(config: SearchConfig) -> float:
-    """The test fraction the study held out (0 for studies made before there was one)."""
-    return float(getattr(config, "test_fraction", 0.0) or 0.0)
-
-
 def load_data(plan: Plan, image_size: int, channels: int, progress: bool = False):
-    """The study's data at this size, with a test split (the study's, else ``plan.test_fraction``)."""
+    """The study's data at this size, split as the study split it, with a test split (the study's,
+    else ``plan.test_fraction``: older studies held none out)."""
     from evaluators.data import load_dataset
 
     config = plan.config
     return load_dataset(
         config.data, image_size, channels, seed=config.seed, synthetic_count=config.synthetic_count,
-        limit=plan.data_limit or config.data_limit, progress=progress,
-        test_fraction=study_test_fraction(config) or plan.test_fraction,
+        limit=plan.data_limit or config.data_limit, progress=progress, val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction or plan.test_fraction,
     )
 
 
@@ -163,12 +158,12 @@ def test_split_note(plan: Plan, data) -> str:
     count = len(data.test_images)
     if plan.config.data != "synthetic" and (Path(plan.config.data) / "test").is_dir():
         return f"{count} test images from {plan.config.data}/test"
-    if study_test_fraction(plan.config) and plan.data_limit not in (None, plan.config.data_limit):
+    if plan.config.test_fraction and plan.data_limit not in (None, plan.config.data_limit):
         return (f"{count} test images: --data-limit {plan.data_limit} differs from the study's, so these are not "
                 "the study's held-out images (the search may have trained on them); confirm never trains on them")
-    if study_test_fraction(plan.config):
+    if plan.config.test_fraction:
         return f"{count} test images: the study's held-out test split"
-    same = plan.data_limit in (None, plan.config.data_limit) and plan.test_fraction == SEARCH_VAL_FRACTION
+    same = plan.data_limit in (None, plan.config.data_limit) and plan.test_fraction == plan.config.val_fraction
     seen = ("; they are the search's validation images, which chose its trials but never trained them" if same else
             "; the search saw them, as training or validation images")
     return (f"{count} test images held out by confirm (--test-fraction {plan.test_fraction:g}, seed {plan.config.seed}): "
@@ -181,17 +176,18 @@ class Run:
     """A spec trained once, converted, scored and timed: the one retraining path."""
 
     trained: pipeline.Trained
-    evaluation: pipeline.Evaluation
-    test: dict | None  # pipeline.score on the test split, when the data has one
+    evaluation: pipeline.Evaluation  # its figures hold test_dice, test_iou, ... when the data has a test split
+
+    @property
+    def has_test(self) -> bool:
+        return "test_dice" in self.evaluation.figures
 
 
 def run_one(spec, data, epochs: int, training: dict, device, protocol, clock, progress=None) -> Run:
     """Train ``spec`` on ``data``'s train split for ``epochs`` with ``training`` (its seed included),
     convert, score validation (and test, if any) and time it: a search trial's steps."""
     trained = pipeline.train(spec, data, epochs, training, clock, progress)
-    evaluation = pipeline.finish(spec, trained, data, device, protocol, clock)
-    test = pipeline.score(evaluation.tflite, data, clock, split="test") if data.has_test else None
-    return Run(trained, evaluation, test)
+    return Run(trained, pipeline.finish(spec, trained, data, device, protocol, clock))
 
 
 def run_figures(run: Run, subject: Subject, seed: int, plan: Plan, data, device, protocol, clock) -> dict:
@@ -206,9 +202,6 @@ def run_figures(run: Run, subject: Subject, seed: int, plan: Plan, data, device,
         "latency_stats": {k: v for k, v in run.evaluation.latency.items() if k != "samples_ms"},
         "seconds": clock.summary(),
     }
-    if run.test is not None:
-        figures.update({"test_dice": run.test["dice"], "test_iou": run.test["iou"],
-                        "test_dice_ci95": run.test["dice_ci95"], "test_dice_per_image": run.test["dice_per_image"]})
     return pipeline.jsonable(figures)
 
 

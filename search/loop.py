@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from search.config import SearchConfig, merge_with_stored
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
@@ -33,12 +31,13 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
 
     import optuna
 
-    from studies.storage import new_sqlite_file, open_storage, remove_if_unused
+    from studies.storage import new_sqlite_file, open_storage, remove_if_unused, shown
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if "data" in explicit:
         _check_data_folder(config.data)  # before the storage: "no such folder" says more than a conflict
+    reporter.note(f"opening study {config.study!r} in {shown(config.storage)}")  # at once: what follows takes seconds
     new_file = new_sqlite_file(config.storage)
     storage = open_storage(config.storage)
     try:
@@ -54,6 +53,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     study = optuna.load_study(study_name=config.study, storage=storage)
     _top_up(study, config)  # first: trials it withdraws are not reported as failed
     reporter.begin(study, config, data)
+    _prepare_teacher(config, data, reporter)
     _remove_orphans()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
         (Path(folder) / "owner").write_text(str(os.getpid()))
@@ -91,6 +91,14 @@ def _create_study(config: SearchConfig, storage) -> None:
     study.set_user_attr("config", config.to_dict())  # last: a study with its config is complete
 
 
+def _prepare_teacher(config: SearchConfig, data, reporter) -> None:
+    from search.teacher import prepare
+    from studies.store import ResultStore
+
+    with ResultStore(config.storage) as store:
+        prepare(config, data, store, reporter.note)
+
+
 def _check_data_folder(data: str) -> None:
     from evaluators.data import SYNTHETIC, find_pairs
 
@@ -101,14 +109,19 @@ def _check_data_folder(data: str) -> None:
 def _load_data(config: SearchConfig, reporter):
     import warnings
 
-    from evaluators.data import load_dataset
+    from evaluators.data import SYNTHETIC, load_dataset
 
+    started = time.time()
+    what = f"{config.data_limit or config.synthetic_count} generated pairs" if config.data == SYNTHETIC else config.data
+    reporter.note(f"loading data: {what} at {config.image_size}x{config.image_size} ...")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the reporter shows data.warnings, once
         data = load_dataset(
             config.data, config.image_size, config.channels, seed=config.seed,
             synthetic_count=config.synthetic_count, limit=config.data_limit, progress=reporter.shows_progress,
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction,
         )
+    reporter.note(f"loaded in {time.time() - started:.1f} s")
     for note in data.warnings:
         reporter.note(f"warning: {note}")
     return data
@@ -125,10 +138,11 @@ def _check_devices(config: SearchConfig) -> None:
 
 
 def counted(trials) -> list:
-    """The trials that count against the budget: all but failed trials that were retried and
-    trials withdrawn by a lower budget."""
+    """The trials that count against the budget, one per candidate: all but failed trials that were
+    retried, trials withdrawn by a lower budget and promotions to a higher rung (search.rungs)."""
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
-    return [trial for trial in trials if trial.number not in retried and not _withdrawn(trial)]
+    return [trial for trial in trials
+            if trial.number not in retried and not _withdrawn(trial) and "parent" not in trial.user_attrs]
 
 
 def _withdrawn(trial) -> bool:
@@ -207,9 +221,10 @@ def _remove_orphans() -> None:
 
 
 def _save_data(data, folder: Path) -> Path:
+    from evaluators.data import save_arrays
+
     path = folder / "data.npz"
-    np.savez(path, train_images=data.train_images, train_masks=data.train_masks,
-             val_images=data.val_images, val_masks=data.val_masks, name=np.array(data.name))
+    save_arrays(data, path)
     return path
 
 

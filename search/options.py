@@ -74,7 +74,21 @@ OPTIONS = (
     Option("channels", int, 3, "input channels", group=_DATA, choices=(1, 3)),
     Option("synthetic_count", int, 256, "image pairs the built-in data generates", group=_DATA, low=1),
     Option("data_limit", int, None, "use at most this many image pairs", group=_DATA, low=1),
-    Option("epochs", int, 3, "training epochs per trial", group=_DATA, low=1),
+    Option("val_fraction", float, 0.2, "share of the pairs the search selects on (validation)", group=_DATA,
+           above=0, high=0.8),
+    Option("test_fraction", float, 0.2, "share of the pairs held out for reporting only (a folder's own test/ "
+           "replaces it; 0: none)", group=_DATA, low=0, high=0.8),
+    Option("epochs", int, 3, "training epochs per trial (with --rungs: those of the last rung)", group=_DATA, low=1),
+    Option("rungs", int, None, "epochs at the end of each rung, e.g. 2,6,18: every candidate trains to the first, "
+           "and the best 1/eta of each rung (and every preset) go on to the next", group=_DATA, many=True,
+           metavar="E,E", shown="off", low=1),
+    Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
+    Option("distill", str, None, "a teacher for every searched candidate: a preset name, such as unet, trained "
+           "once per study for --epochs", group=_DATA, metavar="PRESET", shown="none"),
+    Option("distill_weight", float, 0.5, "with --distill: the weight of the teacher's soft targets in the loss",
+           group=_DATA, low=0, high=1),
+    Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
+           group=_DATA, above=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",

@@ -206,7 +206,7 @@ def latency_figures(stats: dict, device_name: str, size_bytes: int) -> dict:
     """The figures kept of a measurement (the names of the trial attributes)."""
     figures = {
         "latency_ms": stats["median_ms"], "latency_p10_ms": stats["p10_ms"], "latency_p90_ms": stats["p90_ms"],
-        "latency_cv": stats["cv"], "device": device_name, "size_bytes": size_bytes,
+        "latency_cv": stats["cv"], "latency_runs": stats.get("runs"), "device": device_name, "size_bytes": size_bytes,
         "peak_memory_bytes": stats.get("peak_activation_bytes"),
     }
     if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
@@ -236,9 +236,17 @@ def finish(spec, trained: Trained, data, device, protocol, clock: Stopwatch) -> 
     tflite = convert(spec, trained.model, data.train_images, clock)
     accuracy = score(tflite, data, clock)
     stats = measure(tflite, device, protocol, clock)
-    figures = {**costs, "dice": accuracy["dice"], "iou": accuracy["iou"], "float_dice": float(trained.history.val_dice[-1]),
+    figures = {**costs, "float_dice": float(trained.history.val_dice[-1]), **accuracy_figures(accuracy),
                **latency_figures(stats, device.name, len(tflite))}
+    if getattr(data, "has_test", False):  # for reporting only: nothing that chooses reads test_*
+        figures.update(accuracy_figures(score(tflite, data, clock, split="test"), prefix="test_"))
     return Evaluation(tflite, figures, stats)
+
+
+def accuracy_figures(accuracy: dict, prefix: str = "") -> dict:
+    """The figures kept of a score (the names of the trial attributes): mean Dice and IoU, the Dice's
+    95% interval over images and each image's Dice."""
+    return {f"{prefix}{key}": accuracy[key] for key in ("dice", "iou", "dice_ci95", "dice_per_image")}
 
 
 def store(results, record: tuple[int, str, int], evaluation: Evaluation, device, protocol, data, clock: Stopwatch) -> None:

@@ -6,11 +6,14 @@ Where stderr is not a terminal (a log file, CI) the bar's figures end each trial
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 from search.loop import FINISHED, counted
 from search.pipeline import duration as _clock
+
+MIN_BAR_COLUMNS = 40  # narrower (a zero-width terminal, COLUMNS=0), tqdm cuts the bar to nothing
 
 
 class Reporter:
@@ -83,8 +86,8 @@ class Reporter:
 
 
 class BarReporter(Reporter):
-    """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, the
-    bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
+    """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, or one
+    narrower than ``MIN_BAR_COLUMNS``, the bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
 
     shows_progress = True
 
@@ -94,7 +97,7 @@ class BarReporter(Reporter):
 
     def _start(self, study, config, data) -> None:
         self.note(self._describe(study, config, data))
-        if self.err.isatty():
+        if bar_fits(self.err):
             from tqdm import tqdm
 
             self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",
@@ -130,6 +133,17 @@ class BarReporter(Reporter):
         rate = elapsed / max(done - self.first, 1)
         left = max(self.budget - done, 0) * rate
         return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
+
+
+def bar_fits(stream) -> bool:
+    """Whether ``stream`` is a terminal wide enough for the bar (``COLUMNS``, when set, wins)."""
+    if not stream.isatty():
+        return False
+    try:
+        columns = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").strip() else os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return False
+    return columns >= MIN_BAR_COLUMNS
 
 
 class QuietReporter(Reporter):
@@ -209,12 +223,15 @@ def trial_record(trial, objectives) -> dict:
         "latency_ms": attrs.get("latency_ms"), "size_kb": round(size, 1) if size is not None else None,
         "seconds": (attrs.get("seconds") or {}).get("total"), "infeasible": attrs.get("infeasible"),
         "stopped_early": attrs.get("stopped_early"), "error": attrs.get("error"),
+        "dice_ci95": attrs.get("dice_ci95"), "rung": attrs.get("rung"), "parent": attrs.get("parent"),
     }
 
 
 def trial_line(trial, objectives) -> str:
     record = trial_record(trial, objectives)
     name = f"[{record['preset']}] " if record["preset"] else ""
+    if record["rung"]:
+        name += f"(rung {record['rung']} of #{record['parent']}) "
     head = f"#{record['number']:<4} {name}{record['summary'] or '?'}"
     if record["state"] == "fail":
         return f"{head}  FAILED: {record['error'] or 'worker died'}"
@@ -222,7 +239,7 @@ def trial_line(trial, objectives) -> str:
         return f"{head}  stopped early: {record['stopped_early'] or ''}"
     figures = []
     if record["dice"] is not None:
-        figures.append(f"Dice {record['dice']:.3f}")
+        figures.append(f"Dice {record['dice']:.3f}" + _plus_minus(record["dice_ci95"]))
     if record["latency_ms"] is not None:
         figures.append(f"{record['latency_ms']:.2f} ms")
     if record["size_kb"] is not None:
@@ -231,6 +248,13 @@ def trial_line(trial, objectives) -> str:
         figures.append(f"{record['seconds']:.0f} s")
     tail = f"  infeasible: {record['infeasible']}" if record["infeasible"] else ""
     return f"{head}  " + "  ".join(figures) + tail
+
+
+def _plus_minus(interval) -> str:
+    """``±0.031``: half the 95% interval (nothing for trials that recorded none)."""
+    if not (isinstance(interval, list) and len(interval) == 2):
+        return ""
+    return f"±{(interval[1] - interval[0]) / 2:.3f}"
 
 
 def preset_lines(study, objectives) -> list[str]:

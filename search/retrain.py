@@ -25,7 +25,7 @@ from typing import Any
 
 from search import pipeline
 from search.config import SearchConfig
-from search.confirm import run_one, study_test_fraction
+from search.confirm import run_one
 from search.native_log import native_stderr_to_log
 
 
@@ -84,7 +84,7 @@ def make_retrain(
         dataset = load_dataset(
             source, spec.input_size, spec.input_channels, seed=config.seed,
             synthetic_count=config.synthetic_count, limit=limit,
-            test_fraction=study_test_fraction(config) if source == config.data else 0.0,  # the study's test stays out
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction if source == config.data else 0.0,
         )
         for note in dataset.warnings:
             say(f"warning: {note}")
@@ -130,10 +130,9 @@ def retrain_spec(spec, dataset, everything, epochs, config, device, protocol, sa
     say(f"TFLite Dice {figures['dice']:.3f} (float {figures['float_dice']:.3f}) on the validation split (seen in training)")
     say(f"latency {figures['latency_ms']:.2f} ms (p90 {figures['latency_p90_ms']:.2f}), size {len(evaluation.tflite) / 1024:.1f} KB")
     final = _final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock)
-    if run.test is not None:  # the study's held-out test split: never trained on, so a held-out figure
-        final.update(test_dice=run.test["dice"], test_iou=run.test["iou"], test_dice_ci95=run.test["dice_ci95"],
-                     test_images=len(everything.test_images))
-        say(f"TFLite Dice {run.test['dice']:.3f} on the held-out test split ({len(everything.test_images)} images)")
+    if run.has_test:  # the study's held-out test split: never trained on, so a held-out figure
+        final["test_images"] = len(everything.test_images)
+        say(f"TFLite Dice {figures['test_dice']:.3f} on the held-out test split ({len(everything.test_images)} images)")
     return evaluation.tflite, pipeline.jsonable(final)
 
 

@@ -13,7 +13,8 @@ Storage: one Optuna trial per candidate and rung. A promoted trial has its paren
 rung). A candidate's figures are those of its highest completed rung: a trial with a completed
 child is ``superseded`` and left off the front (:func:`studies.front.candidates`).
 
-The budget counts candidates, that is trials of the first rung; promotions come on top of it.
+The budget counts candidates, that is trials of the first rung; promotions come on top of it. The
+presets are references and always go on to the last rung (their unet is what a front is judged by).
 A promotion is claimed once: under the storage-wide lock, as a RUNNING trial made for the worker
 that claimed it (a worker killed mid-promotion leaves a stale trial that is failed and retried
 like any other).
@@ -37,9 +38,9 @@ class Rungs:
 
     def __post_init__(self):
         if not self.epochs or any(e < 1 for e in self.epochs) or list(self.epochs) != sorted(set(self.epochs)):
-            raise ValueError(f"rungs: give increasing epochs, such as 2,6,18; got {','.join(map(str, self.epochs))}")
+            raise ValueError(f"--rungs: give increasing epochs, such as 2,6,18; got {','.join(map(str, self.epochs))}")
         if self.eta < 2:
-            raise ValueError(f"eta: must be at least 2, got {self.eta}")
+            raise ValueError(f"--eta: must be at least 2, got {self.eta}")
 
     @property
     def horizon(self) -> int:
@@ -62,8 +63,10 @@ def promotions(points: list[TrialPoint], rungs: Rungs, metrics) -> list[TrialPoi
     due = []
     for rung in reversed(range(len(rungs.epochs) - 1)):
         done = [p for p in candidates(points, metrics, latest=False) if rung_of(p) == rung]
-        best = _ranked(done, metrics)[: len(done) // rungs.eta]
-        due += [p for p in best if p.number not in claimed]
+        references = [p for p in done if p.preset]  # judged at full fidelity: always promoted
+        searched = [p for p in done if not p.preset]
+        best = _ranked(searched, metrics)[: len(searched) // rungs.eta]
+        due += [p for p in references + best if p.number not in claimed]
     return due
 
 
@@ -76,5 +79,23 @@ def _ranked(points: list[TrialPoint], metrics) -> list[TrialPoint]:
 def child_attrs(parent: TrialPoint) -> dict:
     """The user attributes a promoted trial starts with."""
     carried = {key: parent.attrs[key] for key in ("preset", "preset_params") if key in parent.attrs}
-    return {**carried, "rung": rung_of(parent) + 1, "parent": parent.number,
+    return {**carried, "rung": rung_of(parent) + 1, "parent": parent.number, "parent_id": parent.trial_id,
             "candidate": parent.attrs.get("candidate", parent.number)}
+
+
+def claim_promotion(study, config) -> int | None:
+    """Under the storage-wide lock, make the first due promotion of ``study`` a RUNNING trial for the
+    calling worker (with its parent's parameters) and return its id; ``None`` when none is due."""
+    rungs = config.rung_plan
+    if rungs is None:
+        return None
+    from studies.front import study_points
+    from studies.locks import storage_lock
+    from studies.optuna_internals import create_running_trial
+
+    with storage_lock(config.storage, f"rungs:{config.study}"):
+        due = promotions(study_points(study), rungs, config.objectives)
+        if not due:
+            return None
+        parent = study._storage.get_trial(due[0].trial_id)
+        return create_running_trial(study, parent.params, parent.distributions, child_attrs(due[0]))

@@ -37,18 +37,18 @@ class TrainedModels:
         self.entries: OrderedDict[str, tuple] = OrderedDict()
 
     @staticmethod
-    def key(spec) -> str:
-        return spec.replace(quant=spec.quant.for_training).to_json()
+    def key(spec, rung: int = 0) -> str:
+        return f"{rung}:" + spec.replace(quant=spec.quant.for_training).to_json()
 
-    def get(self, spec):
-        """``(pipeline.Trained, trial number)`` of an earlier training of ``spec``, or None."""
-        key = self.key(spec)
+    def get(self, spec, rung: int = 0):
+        """``(pipeline.Trained, trial number)`` of an earlier training of ``spec`` to ``rung``, or None."""
+        key = self.key(spec, rung)
         if key in self.entries:
             self.entries.move_to_end(key)
         return self.entries.get(key)
 
-    def put(self, spec, trained, number: int) -> None:
-        self.entries[self.key(spec)] = (trained, number)
+    def put(self, spec, trained, number: int, rung: int = 0) -> None:
+        self.entries[self.key(spec, rung)] = (trained, number)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
 
@@ -63,6 +63,7 @@ class TrialContext:
     store: object  # studies.store.ResultStore
     protocol: object  # evaluators.runtime.Protocol
     trained: TrainedModels = dataclasses.field(default_factory=TrainedModels)
+    teacher: object = None  # evaluators.distill.Teacher of --distill
 
     @property
     def calibration(self) -> np.ndarray:
@@ -144,16 +145,51 @@ def _check_before_training(trial, untrained: Untrained, config: SearchConfig):
 
 
 def _train(trial, spec, context, clock, judge) -> pipeline.Trained:
-    """An earlier training of the same spec (one that differs only in PTQ), or a new one."""
-    earlier = context.trained.get(spec)
+    """An earlier training of the same spec to the same rung (one that differs only in PTQ), or a new one."""
+    rung = trial.user_attrs.get("rung", 0)
+    earlier = context.trained.get(spec, rung)
     if earlier is not None:
         trained, number = earlier
         _set(trial, dice_history=[round(float(dice), 4) for dice in trained.history.val_dice],
              training={**trained.info, "reused_from": number})
         return trained
     trained = _fit(trial, spec, context, clock, judge())
-    context.trained.put(spec, trained, trial.number)
+    context.trained.put(spec, trained, trial.number, rung)
+    _keep_checkpoint(trial, spec, context, trained)
     return trained
+
+
+def _stage(trial, spec, context) -> dict:
+    """How far ``trial`` trains: ``--epochs`` in one run; with rungs, the epochs of its rung, on the
+    last rung's schedule, from its parent's checkpoint (from scratch when there is none, or when
+    the spec cannot train in stages: pruning, int8-qat)."""
+    from evaluators.train import Checkpoint, resumable
+
+    rungs = context.config.rung_plan
+    if rungs is None:
+        return dict(epochs=context.config.epochs)
+    rung = trial.user_attrs.get("rung", 0)
+    if not resumable(spec):
+        return dict(epochs=rungs.epochs[rung])
+    parent = trial.user_attrs.get("parent_id")
+    saved = context.store.checkpoint(parent) if parent is not None else None
+    if saved is None:
+        return dict(epochs=rungs.epochs[rung], horizon=rungs.horizon)
+    checkpoint = Checkpoint.from_bytes(saved)
+    return dict(epochs=rungs.epochs[rung] - checkpoint.epochs, horizon=rungs.horizon, resume=checkpoint)
+
+
+def _keep_checkpoint(trial, spec, context, trained) -> None:
+    """Below the last rung, keep where the training stopped, for the promotion that may come; a
+    promoted trial's parent checkpoint is no longer needed once it has trained on."""
+    rungs, rung = context.config.rung_plan, trial.user_attrs.get("rung", 0)
+    if rungs is None:
+        return
+    if trial.user_attrs.get("parent_id") is not None:
+        context.store.drop_checkpoint(trial.user_attrs["parent_id"])
+    checkpoint = trained.history.checkpoint
+    if rung < len(rungs.epochs) - 1 and checkpoint is not None and trained.info.get("qat_epochs", 0) == 0:
+        context.store.save_checkpoint(trial._trial_id, checkpoint.epochs, checkpoint.to_bytes())
 
 
 def _fit(trial, spec, context, clock, verdict) -> pipeline.Trained:
@@ -165,7 +201,13 @@ def _fit(trial, spec, context, clock, verdict) -> pipeline.Trained:
         trial.set_user_attr("dice_history", history)
         return not verdict(len(history) - 1, val_dice)
 
-    trained = pipeline.train(spec, context.data, context.config.epochs, context.config.training, clock, keep_going)
+    stage = _stage(trial, spec, context)
+    if context.teacher is not None and not trial.user_attrs.get("preset"):  # presets are references: plain training
+        stage["teacher"] = context.teacher
+        _set(trial, distilled_from=context.config.distill)
+    if "resume" in stage:
+        _set(trial, resumed_at_epoch=stage["resume"].epochs)
+    trained = pipeline.train(spec, context.data, stage.pop("epochs"), context.config.training, clock, keep_going, **stage)
     if trained.info:
         _set(trial, training=trained.info)
     history = trained.history
@@ -223,8 +265,9 @@ class Verdict:
 
 
 def _judge(trial, front, untrained: Untrained, config: SearchConfig) -> Verdict:
-    """Presets are references and never stopped; without a Dice objective, Dice stops nothing."""
-    if config.early_stop == "off" or trial.user_attrs.get("preset") or "dice" not in config.objectives:
+    """Presets are references and never stopped; without a Dice objective, Dice stops nothing; with
+    rungs, the rungs decide who trains on (a rung is a few epochs: too short to judge within)."""
+    if config.early_stop == "off" or config.rungs or trial.user_attrs.get("preset") or "dice" not in config.objectives:
         return Verdict([], config.epochs)
     if config.early_stop == "front":
         return Verdict(front(), config.epochs)

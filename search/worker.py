@@ -31,6 +31,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     import optuna
 
     from studies.optuna_internals import fail_stale_trials, pop_waiting_trial_id
+    from search.rungs import claim_promotion
     from search.samplers import make_sampler
     from search.trial import evaluate
 
@@ -41,7 +42,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     context = _context(config, data_path)
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study)
-        trial_id = pop_waiting_trial_id(study)
+        trial_id = claim_promotion(study, config) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
         if trial_id is None:
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return
@@ -94,18 +95,18 @@ def _load_study(config, index: int):
 
 
 def _context(config, data_path: str):
-    import numpy as np
-
-    from evaluators.data import Dataset
+    from evaluators.data import load_arrays
     from evaluators.devices import open_devices
     from search.pipeline import latency_protocol
+    from search.teacher import teacher_of
     from search.trial import TrialContext
     from studies.store import ResultStore
 
-    arrays = np.load(data_path)
-    data = Dataset(arrays["train_images"], arrays["train_masks"], arrays["val_images"], arrays["val_masks"], str(arrays["name"]))
+    data = load_arrays(data_path)
     device = open_devices(list(config.devices), config.device_token, config.threads)
-    return TrialContext(config, data, device, ResultStore(config.storage), latency_protocol(config.threads, config.latency_clock))
+    store = ResultStore(config.storage)
+    return TrialContext(config, data, device, store, latency_protocol(config.threads, config.latency_clock),
+                        teacher=teacher_of(config, store))
 
 
 def _limit_threads(workers: int) -> None:

@@ -63,6 +63,10 @@ QUANT_POLICIES = {
 }
 QUANT_MODES = tuple(QUANT_POLICIES)
 SEARCHED_QUANT_MODES = tuple(name for name, policy in QUANT_POLICIES.items() if policy.searched)
+INTEGER_IO_SUFFIX = "-io"
+QUANT_CHOICES = QUANT_MODES + tuple(name + INTEGER_IO_SUFFIX for name, policy in QUANT_POLICIES.items() if policy.integer_io)
+"""What the search space (``--quant-modes``) may hold: every mode, and each integer mode with int8
+input and output (``int8-io``: full-integer I/O, for boards that feed uint8/int8 camera frames)."""
 
 
 def quant_policy(mode: str) -> QuantPolicy:
@@ -71,3 +75,18 @@ def quant_policy(mode: str) -> QuantPolicy:
         return QUANT_POLICIES[mode]
     except (KeyError, TypeError):
         raise ValueError(f"quant.mode: unknown mode {mode!r}; choose one of {', '.join(QUANT_MODES)}") from None
+
+
+def parse_quant_choice(choice: str) -> tuple[str, str]:
+    """``(mode, io_type)`` of a :data:`QUANT_CHOICES` name: ``int8-io`` -> ``("int8", "int8")``."""
+    mode = choice.removesuffix(INTEGER_IO_SUFFIX) if isinstance(choice, str) else choice
+    if mode != choice and mode in QUANT_POLICIES and QUANT_POLICIES[mode].integer_io:
+        return mode, "int8"
+    if choice not in QUANT_POLICIES:
+        raise ValueError(f"quant mode: unknown {choice!r}; choose one of {', '.join(QUANT_CHOICES)}")
+    return choice, "float32"
+
+
+def quant_choice(mode: str, io_type: str = "float32") -> str:
+    """The :data:`QUANT_CHOICES` name of a mode and I/O type (the inverse of :func:`parse_quant_choice`)."""
+    return mode + (INTEGER_IO_SUFFIX if io_type == "int8" else "")

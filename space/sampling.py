@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from space.quant import SEARCHED_QUANT_MODES
+from space.quant import QUANT_CHOICES, SEARCHED_QUANT_MODES, parse_quant_choice, quant_choice
 from space.spec import (
     BLOCK_KINDS,
     DEPTH_RANGE,
     DILATION_CHOICES,
     GROUP_CHOICES,
     GROUPED_KINDS,
-    QUANT_MODES,
     CandidateSpec,
     QuantSpec,
     StageSpec,
@@ -55,7 +54,7 @@ class SearchSpace:
         set_("groups", _check("groups", self.groups, GROUP_CHOICES[1:]))
         set_("dilations", _check("dilations", self.dilations, DILATION_CHOICES))
         set_("depths", _check("depths", self.depths, range(DEPTH_RANGE[0], DEPTH_RANGE[1] + 1)))
-        set_("quant_modes", _check("quant_modes", self.quant_modes, QUANT_MODES))
+        set_("quant_modes", _check("quant_modes", self.quant_modes, QUANT_CHOICES))
         set_("base_widths", tuple(self.base_widths))
         for width in self.base_widths:
             if width < 4 or width % 4:
@@ -101,9 +100,15 @@ def sample(trial, space: SearchSpace = SearchSpace(), input_size: int = 128, inp
         base_width=base_width,
         input_size=input_size,
         input_channels=input_channels,
-        quant=QuantSpec(_categorical(trial, "quant", space.quant_modes), space.calibration_images),
+        quant=QuantSpec(*_quant(trial, space)),
         sparsity=_categorical(trial, "sparsity", space.sparsities),
     )
+
+
+def _quant(trial, space: SearchSpace) -> tuple[str, int, str]:
+    """``(mode, calibration_images, io_type)``: the choice ``int8-io`` is mode int8 with int8 I/O."""
+    mode, io_type = parse_quant_choice(_categorical(trial, "quant", space.quant_modes))
+    return mode, space.calibration_images, io_type
 
 
 def _categorical(trial, name, choices):
@@ -123,7 +128,7 @@ def _stage(trial, name, space: SearchSpace, channels: int) -> StageSpec:
 
 def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
     """The trial parameters that make ``sample`` return ``spec`` (to enqueue presets)."""
-    params = {"depth": spec.depth, "base_width": spec.base_width, "quant": spec.quant.mode, "sparsity": spec.sparsity}
+    params = {"depth": spec.depth, "base_width": spec.base_width, "quant": quant_choice(spec.quant.mode, spec.quant.io_type), "sparsity": spec.sparsity}
     if space.input_sizes:
         params["input_size"] = spec.input_size
     stages = [(f"enc{level}", stage) for level, stage in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]

@@ -34,6 +34,7 @@ from studies import pareto
 from studies.front import TrialPoint, front, study_points
 from studies.metrics import METRICS
 from studies.files import write_atomically
+from studies.space import pruned_sha256
 
 SIDECAR_FORMAT = "nas-lite-export/1"
 NORMALISATION = "float images scaled to [0, 1] (pixel / 255), NHWC, batch 1"
@@ -204,6 +205,38 @@ def nas_lite_version() -> str:
         return "unknown"
 
 
+def _no_model(study, point: TrialPoint) -> str:
+    where = f"trial {point.number} of study {study.study_name}"
+    if pruned_sha256(study, point.number):
+        return (f"the model of {where} was deleted by 'search prune'; get it back by retraining its spec: "
+                f"search export --trial {point.number} --retrain-epochs E -o model.tflite")
+    return f"{where} has no stored .tflite; choose another trial (see 'search status')"
+
+
+def stored_artifact(study, store, point: TrialPoint, *, missing_ok: bool = False) -> tuple[bytes | None, str | None]:
+    """The trial's stored ``.tflite`` and its SHA-256, checked; ``LookupError`` if none is stored
+    (with ``missing_ok``: ``None`` and the SHA-256 'search prune' recorded, if any), ``RuntimeError``
+    if the bytes do not match their digest."""
+    tflite = store.artifact(point.trial_id)
+    if tflite is None:
+        if missing_ok:
+            return None, pruned_sha256(study, point.number)
+        raise LookupError(_no_model(study, point))
+    stored_sha = store.artifact_sha256(point.trial_id)
+    if hashlib.sha256(tflite).hexdigest() != stored_sha:
+        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    return tflite, stored_sha
+
+
+def download_sidecar(study, store, trial: int, version: str | None = None) -> dict[str, Any]:
+    """The sidecar ``export(study, store, ..., trial=trial)`` would write, without writing anything
+    (the dashboard offers it beside the ``.tflite``); errors as :func:`export`'s."""
+    point = select(study, trial=trial)
+    tflite, stored_sha = stored_artifact(study, store, point)
+    return sidecar(study, point, tflite, store.measurements(point.trial_id),
+                   version=version or nas_lite_version(), search_sha256=stored_sha)
+
+
 def export(
     study, store, output: str | os.PathLike, *,
     trial: int | None = None, pick: str | None = None,
@@ -215,17 +248,13 @@ def export(
     ``retrain`` the file is the stored artifact byte for byte (its SHA-256 equals the stored one).
     With ``retrain(spec, point) -> (tflite, final_metrics)`` the file is the retrained model and
     the sidecar's ``final`` holds ``final_metrics``. Errors: see :func:`select` and
-    :func:`check_output`; a trial without a stored artifact is a ``LookupError``.
+    :func:`check_output`; a trial without a stored artifact (say, deleted by ``search prune``) is a
+    ``LookupError`` unless ``retrain`` makes its model again.
     """
     output = check_output(output)
     chosen = pick_confirmed(study, store, pick) if pick is not None else None
     point = select(study, trial=chosen.number if chosen else trial, pick=None if chosen else pick)
-    tflite = store.artifact(point.trial_id)
-    if tflite is None:
-        raise LookupError(f"trial {point.number} of study {study.study_name} has no stored .tflite; choose another trial (see 'search status')")
-    stored_sha = store.artifact_sha256(point.trial_id)
-    if hashlib.sha256(tflite).hexdigest() != stored_sha:
-        raise RuntimeError(f"the stored .tflite of trial {point.number} does not match its SHA-256 {stored_sha}; the database is damaged")
+    tflite, stored_sha = stored_artifact(study, store, point, missing_ok=retrain is not None or chosen is not None)
     if chosen is not None:
         tflite = store.confirmation_model(study.study_name, chosen.subject, chosen.epochs, chosen.best_seed)
     final = None

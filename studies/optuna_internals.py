@@ -13,6 +13,8 @@ changes one of these, that test fails and names it; fix it here, nowhere else.
 - :func:`running_trials_without_heartbeat`: ``optuna.storages._rdb.models`` and
   ``_create_scoped_session`` (a query Optuna has no method for).
 - :func:`optuna_table_names`: the tables of ``models.BaseModel.metadata``.
+- :func:`create_running_trial`: ``Study._study_id`` with the public ``storage.create_new_trial``
+  (a promoted rung is claimed by making it RUNNING for its worker at once).
 - ``STORAGE_HOOKS``: private ``RDBStorage`` methods that :class:`studies.storage.rdb.NasLiteStorage`
   overrides, because Optuna's ``_CachedStorage`` and ``fail_stale_trials`` call them, not the public ones.
 """
@@ -31,6 +33,15 @@ STORAGE_HOOKS = ("_create_new_trial", "_set_trial_param", "_get_stale_trial_ids"
 def pop_waiting_trial_id(study) -> int | None:
     """Set one WAITING trial of ``study`` RUNNING and return its id; ``None`` when none is waiting."""
     return study._pop_waiting_trial_id()
+
+
+def create_running_trial(study, params: dict, distributions: dict, user_attrs: dict) -> int:
+    """A new RUNNING trial of ``study`` with these parameters, owned by the caller; returns its id."""
+    import optuna
+
+    template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, params=params,
+                                         distributions=distributions, user_attrs=user_attrs)
+    return study._storage.create_new_trial(study._study_id, template_trial=template)
 
 
 def heartbeat_thread(trial_id: int, storage):

@@ -158,9 +158,10 @@ def _nav(links: list[tuple[str, str]]) -> str:
 # -- pages -------------------------------------------------------------------------------------
 
 HINT = (
-    "Click a point to open its trial. Faded points are dominated on Dice, latency and size; "
-    "◆ hand-designed presets; × infeasible (rejected by a constraint). The line joins the front of the two plotted "
-    "objectives; the arrow marks the knee (what 'search export --pick knee' takes)."
+    "Click a point to open its trial. Filled points are on the Pareto front of Dice, latency and size, rings are "
+    "dominated; ◆ hand-designed presets; × infeasible (rejected by a constraint). The line joins the front of the "
+    "two plotted objectives; the large ring marks the knee (what 'search export --pick knee' takes). The plots open "
+    "zoomed to the front: 'all trials' or 'log axis' above a plot shows every trial."
 )
 
 
@@ -209,7 +210,8 @@ def trial_page(detail: dict, assets: Assets) -> str:
     body = template("trial.html").substitute(
         number=esc(number), state=esc(detail["state"]), summary=esc(detail["summary"] or ""),
         preset=f' <span class="badge preset">preset {esc(detail["preset"])}</span>' if detail["preset"] else "",
-        download=_download(detail), study_url=esc(url("/", study=study)), study=esc(study),
+        picks="".join(f' <span class="badge pick">{esc(label)}</span>' for label in detail["export"]["labels"]),
+        download=_download(detail), commands=_export_commands(detail), study_url=esc(url("/", study=study)), study=esc(study),
         reasons="".join(f'<p class="reason"><b>{esc(k)}:</b> {esc(v)}</p>' for k, v in detail["reasons"]),
         stages=table(["stage", "level", "channels", "kind", "groups", "dilation", "label"], detail["stages"], "spec")
         if detail["stages"] else "",
@@ -230,10 +232,20 @@ def _download(detail: dict) -> str:
     artifact = detail["artifact"]
     if not artifact:
         return '<span class="muted">no .tflite stored for this trial</span>'
-    href = url("/artifact", study=detail["study"], number=detail["number"])
+    query = {"study": detail["study"], "number": detail["number"]}
     size = f"{size_kb(artifact['size']):.1f} KB"
-    return (f'<a class="button" href="{esc(href)}" download>Download .tflite</a> '
+    return (f'<a class="button" href="{esc(url("/artifact", **query))}" download>Download .tflite</a> '
+            f'<a class="button light" href="{esc(url("/sidecar", **query))}" download>Download sidecar .json</a> '
             f'<span class="muted">{esc(size)} · sha256 <code>{esc(artifact["sha256"][:16])}…</code></span>')
+
+
+def _export_commands(detail: dict) -> str:
+    """The ``search export`` lines for this trial: by number, and by each pick rule that chooses it now."""
+    export = detail["export"]
+    lines = [("this trial", export["command"])]
+    lines += [("or by its rule (whatever the study holds then)", command) for command in export["pick_commands"]]
+    return "".join(f'<p class="muted">{esc(note)}</p><pre class="command"><code>{esc(command)}</code></pre>'
+                   for note, command in lines)
 
 
 def _plot_or_note(key: str, plots: dict, note: str) -> str:

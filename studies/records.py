@@ -21,7 +21,8 @@ from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, U
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA_VERSION = 2
-"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints and confirmations."""
+"""Version of the ``naslite_`` tables written by this code. 2 added checkpoints, confirmations, teachers,
+calibration samples and latency models."""
 
 
 def _tables_only(connection) -> None:
@@ -123,4 +124,42 @@ class Confirmation(Base):
     seed: Mapped[int] = mapped_column(Integer, nullable=False)
     figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
     tflite: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class Teacher(Base):
+    """A study's distillation teacher: its probabilities on the study's training images (``.npy``
+    bytes, in the order of the split) and what it is (``source``: a preset name or ``trial:N``)."""
+
+    __tablename__ = "naslite_teachers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_name: Mapped[str] = mapped_column(String(512), nullable=False, unique=True, index=True)
+    source: Mapped[str] = mapped_column(String(128), nullable=False)
+    figures: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    targets: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class CalibrationSample(Base):
+    """One measured calibration candidate of a device's latency model (``search device calibrate``)."""
+
+    __tablename__ = "naslite_calibration_samples"
+    __table_args__ = (UniqueConstraint("device", "key", name="uq_naslite_calibration_device_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    key: Mapped[str] = mapped_column(String(64), nullable=False)  # SHA-256 of the spec and protocol
+    sample: Mapped[dict] = mapped_column(JSON, nullable=False)  # spec, op features, measured stats
+    created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
+class LatencyModelRecord(Base):
+    """A fitted latency model of a device (``evaluators.latency_model.LatencyModel`` as JSON)."""
+
+    __tablename__ = "naslite_latency_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device: Mapped[str] = mapped_column(String(512), nullable=False, index=True)
+    model: Mapped[dict] = mapped_column(JSON, nullable=False)
     created: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow, nullable=False)

@@ -14,6 +14,7 @@ from pathlib import Path
 from studies import figures, pages, views
 from studies.confirmed_figures import study_confirmed_figures
 from studies.files import write_atomically
+from studies.storage.urls import DEFAULT_URL
 
 REPORT_TABLES = (
     '<section><h2>Pareto front <span class="muted">best Dice first</span></h2>'
@@ -34,6 +35,7 @@ def build_report(study, source: str = "") -> str:
         "figure_sets": {color: {**figures.study_figures(info, color), **study_confirmed_figures(study)} for color in figures.COLOR_BY},
         "columns": [list(column) for column in views.COLUMNS], "rows": rows,
         "summary": views.study_summary(study, info),
+        "recommended": views.recommended(info, source or DEFAULT_URL),
     }
     created = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     body = pages.template("study.html").substitute(

@@ -276,3 +276,81 @@ class ResultStore:
             row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed,
             sqlalchemy.func.length(row.tflite) == 0,
         ).values(figures={CLAIM: owner, BEAT: time.time()})))
+
+    # -- teachers ---------------------------------------------------------------------------------
+    def save_teacher(self, study_name: str, source: str, targets: bytes, figures: dict) -> None:
+        """Keep ``study_name``'s distillation teacher (its targets as ``.npy`` bytes), replacing an earlier one."""
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Teacher).where(records.Teacher.study_name == study_name))
+            session.add(records.Teacher(study_name=study_name, source=source, targets=bytes(targets), figures=dict(figures)))
+
+        self._run(work)
+
+    def teacher(self, study_name: str) -> dict[str, Any] | None:
+        """``{"source", "targets", "figures"}`` of the study's teacher, or ``None``."""
+        row = self._run(lambda s: s.execute(sqlalchemy.select(
+            records.Teacher.source, records.Teacher.targets, records.Teacher.figures,
+        ).where(records.Teacher.study_name == study_name)).first())
+        return dict(row._mapping) if row is not None else None
+
+    # -- space ------------------------------------------------------------------------------------
+    def stored_bytes(self, trial_ids: set[int] | None = None, study_name: str | None = None) -> dict[str, int]:
+        """Bytes of ``{"artifacts", "previews", "measurements", "checkpoints", "confirmations"}``: of the
+        trials ``trial_ids`` (and the confirmations of ``study_name``), or of the whole database."""
+        r = records
+        text = lambda column: sqlalchemy.func.coalesce(sqlalchemy.func.length(sqlalchemy.cast(column, sqlalchemy.String)), 0)  # noqa: E731
+        blob = lambda column: sqlalchemy.func.coalesce(sqlalchemy.func.length(column), 0)  # noqa: E731
+        sums = {
+            "artifacts": (r.Artifact, blob(r.Artifact.data)),
+            "previews": (r.Preview, blob(r.Preview.image) + blob(r.Preview.truth) + blob(r.Preview.prediction)),
+            "measurements": (r.Measurement, text(r.Measurement.device_info) + text(r.Measurement.protocol) + text(r.Measurement.stats)),
+            "checkpoints": (r.Checkpoint, blob(r.Checkpoint.data)),
+            "confirmations": (r.Confirmation, blob(r.Confirmation.tflite) + text(r.Confirmation.figures)),
+        }
+
+        def work(session: Session) -> dict[str, int]:
+            found = {}
+            for kind, (table, size) in sums.items():
+                query = sqlalchemy.select(sqlalchemy.func.coalesce(sqlalchemy.func.sum(size), 0))
+                if table is r.Confirmation and study_name is not None:
+                    query = query.where(table.study_name == study_name)
+                elif table is not r.Confirmation and trial_ids is not None:
+                    query = query.where(table.trial_id.in_(list(trial_ids)))
+                found[kind] = int(session.scalar(query))
+            return found
+
+        return self._run(work)
+
+    def database_bytes(self) -> dict[str, int] | None:
+        """``{"total", "free"}`` bytes of an SQLite file (free: pages ``VACUUM`` would give back);
+        ``{"total"}`` of a PostgreSQL database; ``None`` for another database."""
+        if self.engine.dialect.name == "postgresql":
+            return {"total": int(self._run(lambda s: s.scalar(sqlalchemy.text("SELECT pg_database_size(current_database())"))))}
+        if self.engine.dialect.name != "sqlite":
+            return None
+
+        def work(session: Session) -> dict[str, int]:
+            pragma = lambda name: int(session.scalar(sqlalchemy.text(f"PRAGMA {name}")))  # noqa: E731
+            page = pragma("page_size")
+            return {"total": pragma("page_count") * page, "free": pragma("freelist_count") * page}
+
+        return self._run(work)
+
+    def drop_models(self, trial_ids: set[int]) -> int:
+        """Delete the artifacts and previews of ``trial_ids`` (measurements stay); return the bytes they held."""
+        ids = list(trial_ids)
+        freed = self.stored_bytes(set(ids))
+
+        def work(session: Session) -> None:
+            session.execute(sqlalchemy.delete(records.Artifact).where(records.Artifact.trial_id.in_(ids)))
+            session.execute(sqlalchemy.delete(records.Preview).where(records.Preview.trial_id.in_(ids)))
+
+        self._run(work)
+        return freed["artifacts"] + freed["previews"]
+
+    def vacuum(self) -> None:
+        """Give the free pages back to the file system (SQLite's and PostgreSQL's ``VACUUM``)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            storage.retry_locked(lambda: connection.exec_driver_sql("VACUUM"))
+            if self.engine.dialect.name == "sqlite":  # in WAL mode the rewritten pages sit in the log until then
+                storage.retry_locked(lambda: connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)"))

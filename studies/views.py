@@ -7,6 +7,7 @@ to the database, and nothing here knows about HTTP or HTML.
 from __future__ import annotations
 
 import datetime
+import shlex
 from typing import Any
 
 from studies import figures
@@ -30,8 +31,14 @@ COLUMNS = (
 """``(key, header, format)`` of the trial table, in order."""
 
 
-def trial_row(trial, front: set[int]) -> dict[str, Any]:
-    """One row of the trial table (``None`` where a value is unknown)."""
+EXPORT_OUTPUT = "model.tflite"
+PEAK_MEMORY = (("peak_rss_bytes", "process peak"), ("peak_activation_bytes", "activations"))
+"""Peak-memory figures a measurement's statistics may hold, by preference, and what each counts."""
+
+
+def trial_row(trial, front: set[int], picks: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    """One row of the trial table (``None`` where a value is unknown); ``picks`` maps a trial number
+    to what it is recommended as (``knee``, ``best Dice``, ``fastest``)."""
     attrs = trial.user_attrs
     return {
         "number": trial.number,
@@ -47,6 +54,7 @@ def trial_row(trial, front: set[int]) -> dict[str, Any]:
         "quant": attrs.get("quant"),
         "seconds": duration_seconds(trial),
         "front": trial.number in front,
+        "picks": (picks or {}).get(trial.number, []),
         "preset": attrs.get("preset"),
         "note": attrs.get("infeasible") or attrs.get("error") or attrs.get("stopped_early"),
     }
@@ -56,7 +64,31 @@ def trial_rows(study, info: figures.ParetoInfo | None = None) -> list[dict[str, 
     """Rows of every trial of ``study``, by trial number."""
     info = info or figures.pareto_info(study)
     front = {p.number for p in info.front}
-    return [trial_row(trial, front) for trial in study.get_trials(deepcopy=False)]
+    picks = {r.point.number: r.labels for r in figures.recommendations(info)}
+    return [trial_row(trial, front, picks) for trial in study.get_trials(deepcopy=False)]
+
+
+def export_command(study_name: str, storage: str, *, trial: int | None = None, pick: str | None = None,
+                   output: str = EXPORT_OUTPUT) -> str:
+    """The ``search export`` line that writes that trial (``--trial N``) or the pick (``--pick RULE``)."""
+    which = ["--trial", str(trial)] if pick is None else ["--pick", pick]
+    words = ["search", "export", "--study", study_name, "--storage", storage, *which, "-o", output]
+    return shlex.join(words)
+
+
+def recommended(info: figures.ParetoInfo, storage: str) -> list[dict[str, Any]]:
+    """The recommended trials (:func:`studies.plotinfo.recommendations`) with their export commands:
+    by number (this very trial) and by each pick rule that chose it (whatever the study then holds)."""
+    return [
+        {
+            "number": r.point.number, "labels": r.labels, "rules": list(r.rules), "preset": r.point.preset,
+            "dice": r.point.dice, "latency_ms": r.point.latency_ms, "size_kb": r.point.size_kb,
+            "kind": r.point.kind, "quant": r.point.quant,
+            "command": export_command(info.study_name, storage, trial=r.point.number),
+            "pick_commands": [export_command(info.study_name, storage, pick=rule) for rule in r.rules],
+        }
+        for r in figures.recommendations(info)
+    ]
 
 
 def stage_labels(attrs: dict) -> str:
@@ -105,8 +137,9 @@ def study_summary(study, info: figures.ParetoInfo) -> dict[str, Any]:
     }
 
 
-def study_payload(study, color_by: str = "kind") -> dict[str, Any]:
-    """Everything the study page draws: figures, table rows, summary and a version to poll."""
+def study_payload(study, storage: str, color_by: str = "kind") -> dict[str, Any]:
+    """Everything the study page draws: figures, table rows, summary, the recommended trials with
+    their export commands for ``storage`` (the study's URL), and a version to poll."""
     info = figures.pareto_info(study)
     return {
         "study": study.study_name,
@@ -116,6 +149,7 @@ def study_payload(study, color_by: str = "kind") -> dict[str, Any]:
         "figures": {**figures.study_figures(info, color_by), **study_confirmed_figures(study)},
         "columns": [list(column) for column in COLUMNS],
         "rows": trial_rows(study, info),
+        "recommended": recommended(info, storage),
     }
 
 
@@ -149,8 +183,9 @@ def spec_table(attrs: dict) -> tuple[list[list[Any]], list[tuple[str, Any]]]:
     return rows, settings
 
 
-def metric_rows(trial) -> list[tuple[str, Any]]:
-    """Every metric of a trial as ``(label, value)``; values unformatted."""
+def metric_rows(trial, measurements: list[dict] = ()) -> list[tuple[str, Any]]:
+    """Every metric of a trial as ``(label, value)``, values unformatted, with the peak memory of
+    :func:`peak_memory` (from ``measurements`` of the result store, else the trial's attribute)."""
     attrs = trial.user_attrs
     size_bytes = attrs.get("size_bytes")
     rows = [
@@ -160,15 +195,41 @@ def metric_rows(trial) -> list[tuple[str, Any]]:
         ("latency CV", attrs.get("latency_cv")), ("device", attrs.get("device")),
         ("size (bytes)", size_bytes), ("size (KB)", size_kb(size_bytes)),
         ("parameters", attrs.get("params")), ("MACs", attrs.get("macs")),
-        ("peak memory (bytes)", attrs.get("peak_memory_bytes")),
+        peak_memory(attrs, list(measurements)) or ("peak memory", None),
     ]
     rows += [(f"time: {key} (s)", value) for key, value in (attrs.get("seconds") or {}).items()]
     rows += [("objective values", list(trial.values) if trial.values else None)]
     return [(label, value) for label, value in rows if value is not None]
 
 
-def trial_detail(study, number: int, results=None) -> dict[str, Any]:
-    """All a trial page shows. ``results`` is a :class:`studies.store.ResultStore` (or ``None``)."""
+def peak_memory(attrs: dict, measurements: list[dict]) -> tuple[str, str] | None:
+    """``(label, text)`` of the peak memory the latest measurement that has one found on its device
+    (:data:`PEAK_MEMORY`), else of the trial's ``peak_memory_bytes`` on its ``device``; ``None`` if neither."""
+    found = [(m.get("device"), key, what, (m.get("stats") or {}).get(key))
+             for m in reversed(measurements) for key, what in PEAK_MEMORY]
+    found.append((attrs.get("device"), "peak_memory_bytes", "activations", attrs.get("peak_memory_bytes")))
+    for device, _, what, value in found:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            where = f" on {device}" if device else ""
+            return f"peak memory{where}", f"{value / 2**20:.2f} MiB ({what}, {int(value):,} bytes)"
+    return None
+
+
+def trial_export(study, number: int, storage: str) -> dict[str, Any]:
+    """How to export trial ``number``: its command, what it is recommended as and the pick commands."""
+    info = figures.pareto_info(study)
+    mine = next((r for r in figures.recommendations(info) if r.point.number == number), None)
+    rules = list(mine.rules) if mine else []
+    return {
+        "command": export_command(study.study_name, storage, trial=number),
+        "labels": mine.labels if mine else [], "knee": info.knee == number,
+        "pick_commands": [export_command(study.study_name, storage, pick=rule) for rule in rules],
+    }
+
+
+def trial_detail(study, number: int, storage: str, results=None) -> dict[str, Any]:
+    """All a trial page shows. ``results`` is a :class:`studies.store.ResultStore` (or ``None``);
+    ``storage`` the study's URL, for the export command."""
     trial = find_trial(study, number)
     attrs = trial.user_attrs
     stage_rows, settings = spec_table(attrs)
@@ -188,7 +249,8 @@ def trial_detail(study, number: int, results=None) -> dict[str, Any]:
         "duration_s": duration_seconds(trial),
         "stages": stage_rows,
         "settings": settings,
-        "metrics": metric_rows(trial),
+        "metrics": metric_rows(trial, measurements),
+        "export": trial_export(study, trial.number, storage),
         "dice_history": list(attrs.get("dice_history") or []),
         "measurements": [_plain_measurement(m) for m in measurements],
         "latency_samples": latency_samples(measurements),

@@ -21,13 +21,12 @@ def add_study_options(parser: argparse.ArgumentParser, what: str = "study") -> N
 
 
 def chosen_study(args) -> str:
-    """``--study``, or the default study, named on stderr so that a default taken is never silent."""
+    """``--study``, or the default study; ``search.cli`` names a default taken on stderr once the
+    command has run (an error stays the one line it is)."""
     if args.study is not None:
         return args.study
-    import sys
-
     from studies.storage import latest_study, list_studies
 
     name = latest_study(list_studies(args.storage)).name
-    print(f"study {name} (the default: {DEFAULT_STUDY}; --study NAME for another)", file=sys.stderr)
+    args.default_note = f"study {name} (the default: {DEFAULT_STUDY}; --study NAME for another)"
     return name

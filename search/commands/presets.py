@@ -19,13 +19,21 @@ def run(args):
 
     from search.native_log import native_stderr_to_log
     from space.presets import FLOAT_PRESETS, preset
-    from space.spec import QuantSpec
 
     names = args.names or tuple(FLOAT_PRESETS)
     specs = [preset(name, args.image_size, args.channels) for name in names]
-    modes = [QuantSpec(mode, calibration_images=4) for mode in args.quant_modes]  # bad input fails before TensorFlow loads
+    modes = [_quant(choice) for choice in args.quant_modes]  # bad input fails before TensorFlow loads
     with native_stderr_to_log(not args.debug, sys.stderr, "presets") as err:  # TensorFlow's import chatter too
         _table(names, specs, modes, err)
+
+
+def _quant(choice: str):
+    """The settings of a ``--quant-modes`` name (``int8-io``: int8 with int8 input and output)."""
+    from space.quant import parse_quant_choice
+    from space.spec import QuantSpec
+
+    mode, io_type = parse_quant_choice(choice)
+    return QuantSpec(mode, calibration_images=4, io_type=io_type)
 
 
 def _table(names, specs, modes, err):
@@ -34,10 +42,11 @@ def _table(names, specs, modes, err):
 
     from space.convert import to_tflite
     from space.model import build, static_costs
+    from space.quant import quant_choice
 
     shape = (4, specs[0].input_size, specs[0].input_size, specs[0].input_channels)
     calibration = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
-    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{m.mode + ' KB':>12}" for m in modes), flush=True)
+    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{quant_choice(m.mode, m.io_type) + ' KB':>12}" for m in modes), flush=True)
     for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=err, leave=False):
         model = build(spec)
         costs = static_costs(model)

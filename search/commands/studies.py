@@ -3,7 +3,6 @@
 from search.commands.options import add_storage_option
 
 
-
 def register(subparsers):
     parser = subparsers.add_parser("studies", help="list the studies in a storage", description=__doc__)
     add_storage_option(parser)
@@ -14,12 +13,20 @@ def register(subparsers):
 def run(args):
     import json
 
+    from studies.space import database_space, format_space
     from studies.status import format_studies
     from studies.storage import list_studies, shown
+    from studies.store import ResultStore
 
     infos = list_studies(args.storage)
     if args.json:
         print(json.dumps([info.to_dict() for info in infos], indent=2))
-    else:
-        print(format_studies(infos, shown(args.storage)))
+        return 0
+    print(format_studies(infos, shown(args.storage)))
+    if infos:
+        with ResultStore(args.storage, create=False) as store:
+            space = database_space(store)
+        print("\n" + format_space(space))
+        if space["artifacts"] + space["previews"]:
+            print("  to keep the models of the front only: search prune --study NAME [--keep front|knee] [--vacuum]")
     return 0

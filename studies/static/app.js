@@ -116,6 +116,53 @@
     );
   }
 
+  // -- what to export -----------------------------------------------------------------------
+  function copyButton(text) {
+    if (!navigator.clipboard) return null;
+    const button = el("button", { type: "button", className: "copy", text: "copy" });
+    button.addEventListener("click", function () {
+      navigator.clipboard.writeText(text).then(function () { button.textContent = "copied"; });
+    });
+    return button;
+  }
+
+  function command(text) {
+    return el("div", { className: "command" }, [el("code", { text: text }), copyButton(text)]);
+  }
+
+  function trialLink(item) {
+    const label = "trial #" + item.number;
+    return page.trial_path ? el("a", { href: trialUrl(page.study, item.number), text: label }) : el("span", { text: label });
+  }
+
+  function recommendation(item) {
+    const figures = "Dice " + number(item.dice, 4) + " · " + number(item.latency_ms, 2) + " ms · " +
+      number(item.size_kb, 1) + " KB · " + item.kind + " · " + item.quant;
+    return el("div", { className: "rec", "data-number": String(item.number) }, [
+      el("div", { className: "rec-head" }, [
+        ...item.labels.map((label) => el("span", { className: "badge pick", text: label })),
+        el("b", {}, [" ", trialLink(item)]),
+        item.preset ? el("span", { className: "badge preset", text: item.preset }) : null,
+      ]),
+      el("div", { className: "card-note", text: figures }),
+      command(item.command),
+      el("div", { className: "card-note", text: "or by its rule, whatever the study holds when you run it:" }),
+      ...item.pick_commands.map(command),
+    ]);
+  }
+
+  function drawRecommended(items) {
+    const box = document.getElementById("recommended");
+    if (!box || !items) return;
+    const head = el("h2", { text: "What to export " }, [
+      el("span", { className: "muted", text: "writes the .tflite and its sidecar model.json" }),
+    ]);
+    const body = items.length
+      ? el("div", { className: "recs" }, items.map(recommendation))
+      : el("p", { className: "muted", text: "No complete feasible trial yet: the recommendations appear with the first one." });
+    box.replaceChildren(head, body);
+  }
+
   // -- trial table --------------------------------------------------------------------------
   function compareRows(key, dir) {
     return function (a, b) {
@@ -133,6 +180,7 @@
     return el("td", { className: "num" }, [
       link,
       row.front ? el("span", { className: "star", title: "on the Pareto front", text: " ★" }) : null,
+      ...(row.picks || []).map((label) => el("span", { className: "badge pick", text: label })),
       row.preset ? el("span", { className: "badge preset", text: row.preset }) : null,
     ]);
   }
@@ -143,7 +191,8 @@
       if (key === "state") return el("td", {}, [el("span", { className: "badge state-" + row.state, text: row.state })]);
       return el("td", { className: format === "text" ? "text" : "value", text: FORMATS[format](row[key]) });
     });
-    const classes = [row.front ? "front" : "", row.note ? "noted" : ""].join(" ").trim();
+    const knee = (row.picks || []).includes("knee");
+    const classes = [row.front ? "front" : "", knee ? "knee" : "", row.note ? "noted" : ""].join(" ").trim();
     return el("tr", { className: classes || null, title: row.note || null, "data-number": String(row.number) }, cells);
   }
 
@@ -190,6 +239,7 @@
       drawTables();
     }
     if (data.summary) drawSummary(data.summary);
+    if (data.recommended) drawRecommended(data.recommended);
   }
 
   function fetchPayload(withVersion) {
@@ -246,6 +296,7 @@
   function start() {
     bindControls();
     drawSummary(page.summary);
+    drawRecommended(page.recommended);
     drawFigures(page.figure_sets ? page.figure_sets[state.color] : page.figures);
     drawTables();
     if (page.poll) window.setTimeout(poll, page.refresh_ms || 3000);

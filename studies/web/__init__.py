@@ -22,6 +22,7 @@ Routes (names travel in the query string, so any study name works)::
     /api/trial?study=S&number=N               JSON: one trial's details
     /api/compare?a=S&b=T[&version=V]          JSON: the compare figures
     /artifact?study=S&number=N                the trial's .tflite
+    /sidecar?study=S&number=N                 its JSON sidecar, as 'search export --trial N' writes it
     /preview?study=S&number=N&index=I&image=input|truth|prediction   PNG
     /static/plotly.min.js, /static/app.js, /static/style.css
 

@@ -69,7 +69,7 @@ class DashboardApp:
         version = views.study_version(study)
         if known == version:
             return {"version": version, "unchanged": True}
-        return self._cached(("study", name, color_by), version, lambda: views.study_payload(study, color_by))
+        return self._cached(("study", name, color_by), version, lambda: views.study_payload(study, self.source, color_by))
 
     def compare_payload(self, first: str, second: str, known: str | None = None) -> dict:
         studies = (self.study(first), self.study(second))
@@ -100,6 +100,21 @@ class DashboardApp:
         with self._lock:
             self._cache[key] = (version, payload)
         return payload
+
+    def trial_detail(self, name: str, number: int) -> dict:
+        """What the trial page shows (``NotFound`` for an unknown trial)."""
+        self.trial(name, number)
+        return views.trial_detail(self.study(name), number, self.source, self.results)
+
+    def sidecar(self, name: str, number: int) -> dict:
+        """The JSON sidecar ``search export --trial N`` writes beside the trial's ``.tflite``."""
+        from studies.export import download_sidecar
+
+        self.trial(name, number)
+        try:
+            return download_sidecar(self.study(name), self.results, number)
+        except LookupError as error:  # no stored model, or the trial is not complete
+            raise NotFound(str(error)) from None
 
     def trial(self, name: str, number: int):
         try:

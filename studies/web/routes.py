@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from http import HTTPStatus
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from studies import pages, views
+from studies import pages
+from studies.export import sidecar_path
 from studies.web.app import NotFound
 
 STATIC = {
@@ -41,9 +44,8 @@ def studies_page(request, query):
 
 def trial_page(request, query):
     app = request.app
-    name, number = _param(query, "study"), _number(query)
-    app.trial(name, number)
-    request.html(pages.trial_page(views.trial_detail(app.study(name), number, app.results), app.assets))
+    detail = app.trial_detail(_param(query, "study"), _number(query))
+    request.html(pages.trial_page(detail, app.assets))
 
 
 def compare_page(request, query):
@@ -69,10 +71,7 @@ def api_study(request, query):
 
 
 def api_trial(request, query):
-    app = request.app
-    name, number = _param(query, "study"), _number(query)
-    app.trial(name, number)
-    request.json(views.trial_detail(app.study(name), number, app.results))
+    request.json(request.app.trial_detail(_param(query, "study"), _number(query)))
 
 
 def api_compare(request, query):
@@ -87,9 +86,16 @@ def artifact(request, query):
     data = app.results.artifact(app.trial(name, number)._trial_id)
     if data is None:
         raise NotFound(f"trial #{number} of {name!r} has no stored .tflite")
-    filename = _safe_filename(f"{name}-trial{number}.tflite")
     request.send(HTTPStatus.OK, data, "application/octet-stream",
-                 {"Content-Disposition": f'attachment; filename="{filename}"'})
+                 {"Content-Disposition": f'attachment; filename="{_model_filename(name, number)}"'})
+
+
+def sidecar(request, query):
+    """The sidecar of the stored model, as ``search export --trial N`` writes it (same stem as /artifact's file)."""
+    name, number = _param(query, "study"), _number(query)
+    data = json.dumps(request.app.sidecar(name, number), indent=2, default=str).encode() + b"\n"
+    filename = sidecar_path(Path(_model_filename(name, number))).name
+    request.send(HTTPStatus.OK, data, "application/json", {"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 def preview(request, query):
@@ -123,6 +129,7 @@ ROUTES = {
     "/api/trial": api_trial,
     "/api/compare": api_compare,
     "/artifact": artifact,
+    "/sidecar": sidecar,
     "/preview": preview,
     "/static/plotly.min.js": plotly,
     **{path: static for path in STATIC},
@@ -144,6 +151,10 @@ def _number(query: dict, name: str = "number") -> int:
     if not re.fullmatch(r"\d{1,9}", text):
         raise ValueError(f"{name}: expected a whole number, got {text!r}")
     return int(text)
+
+
+def _model_filename(study: str, number: int) -> str:
+    return _safe_filename(f"{study}-trial{number}.tflite")
 
 
 def _safe_filename(name: str) -> str:

@@ -51,7 +51,7 @@ def test_confirm_resumes_after_sigkill_and_stores_each_seed(tiny_search, tmp_pat
     result = run_cli(*arguments, "--seeds", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{len(first)} of 4 runs were done before: continuing" in result.stderr
-    assert "held out by confirm (--test-fraction 0.2, seed 0)" in result.stderr  # the tiny study held no test split out
+    assert "8 test images: the study's held-out test split" in result.stderr  # the search held them out too
     done = rows(url, name)
     assert sorted((r["subject"], r["seed"]) for r in done) == [("preset:unet", 0), ("preset:unet", 1), ("trial:0", 0), ("trial:0", 1)]
     assert [r for r in done if (r["subject"], r["seed"]) == (first[0]["subject"], first[0]["seed"])] == first[:1]  # not run again

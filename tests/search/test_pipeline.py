@@ -60,3 +60,22 @@ def test_a_stage_resumed_through_the_pipeline_goes_on_from_its_checkpoint():
     assert first.history.checkpoint.epochs == 1 and second.history.checkpoint.epochs == 2
     assert epochs_seen == [2]  # numbered on from the first stage
     assert "train" in clock.summary() and second.info["training_form"] == "native"
+
+
+def test_finish_scores_validation_with_its_interval_and_the_test_split_for_reporting():
+    from evaluators.data import load_dataset
+    from evaluators.devices import LocalDevice
+    from search.pipeline import finish, latency_protocol, train
+    from space.spec import uniform
+
+    data = load_dataset("synthetic", 32, 3, seed=0, limit=30, test_fraction=0.2)
+    spec = uniform("standard", depth=3, base_width=4, input_size=32)
+    clock = Stopwatch()
+    trained = train(spec, data, 1, dict(batch_size=8, seed=0, learning_rate=2e-3, schedule="cosine"), clock)
+    protocol = latency_protocol(1).__class__(warmup=1, runs=5, min_seconds=0, threads=1)
+    figures = finish(spec, trained, data, LocalDevice(threads=1), protocol, clock).figures
+    assert len(figures["dice_per_image"]) == len(data.val_images) and len(figures["test_dice_per_image"]) == len(data.test_images)
+    assert figures["dice_ci95"][0] <= figures["dice"] <= figures["dice_ci95"][1]
+    assert "test_dice" in figures and figures["latency_runs"] >= 5
+    without = finish(spec, trained, load_dataset("synthetic", 32, 3, seed=0, limit=30), LocalDevice(threads=1), protocol, clock)
+    assert not any(key.startswith("test_") for key in without.figures)

@@ -42,4 +42,60 @@ def test_higher_rungs_promote_first_and_a_candidate_shows_its_highest_rung():
     assert due[0].number == 9 and rungs.stage(2) == (3, 6)  # rung 1's best goes first
     on_front = {p.number for p in front.front(points, METRICS)}
     assert not on_front & {8, 7, 6}  # superseded by their completed rung-1 trials
-    assert child_attrs(due[0]) == {"rung": 2, "parent": 9, "candidate": 8}
+    assert child_attrs(due[0]) == {"rung": 2, "parent": 9, "parent_id": 9, "candidate": 8}
+
+
+def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp_path):
+    """4 candidates at 1 epoch, eta 2: the best half go on to epoch 2 from their checkpoints (decided
+    as trials finish, as in ASHA: one chosen early may fall out of the final top half, so 2 or 3); the
+    budget counts the 4 candidates, and the front shows each candidate at its highest rung."""
+    import optuna
+
+    from search.loop import counted
+    from studies.front import front, study_points
+    from studies.store import ResultStore
+    from studies.storage import load_study
+    from tests.conftest import TINY_SEARCH, run_cli
+
+    tiny = [a for a in TINY_SEARCH if a not in ("--epochs", "2")]
+    result = run_cli("start", "--budget", "4", "--study", "r", "--rungs", "1,2", "--eta", "2", *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    trials = load_study(url, "r").get_trials()
+    promoted = [t for t in trials if t.user_attrs.get("rung") == 1]
+    assert len(counted(trials)) == 4 and 2 <= len(promoted) <= 3, [(t.number, t.state, t.user_attrs.get("rung")) for t in trials]
+    assert promotions(study_points(load_study(url, "r")), Rungs((1, 2), eta=2), METRICS) == []  # the final top half went on
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    by_number = {t.number: t for t in trials}
+    with ResultStore(url, create=False) as store:
+        for child in promoted:
+            parent = by_number[child.user_attrs["parent"]]
+            assert child.params == parent.params and child.user_attrs["summary"] == parent.user_attrs["summary"]
+            assert child.user_attrs["resumed_at_epoch"] == 1 and len(child.user_attrs["dice_history"]) == 1
+            assert store.checkpoint(parent._trial_id) is None  # dropped once the promotion trained on
+        kept = [t for t in trials if "rung" not in t.user_attrs and t.number not in {c.user_attrs["parent"] for c in promoted}]
+        assert all(store.checkpoint(t._trial_id) is not None for t in kept)  # may still be promoted on continue
+    on_front = {p.number for p in front(study_points(load_study(url, "r")))}
+    assert not on_front & {c.user_attrs["parent"] for c in promoted}
+    assert "(rung 1 of #" in result.stdout
+
+
+def test_distillation_trains_the_teacher_once_and_every_searched_candidate_learns_from_it(tmp_path):
+    from studies.store import ResultStore
+    from studies.storage import load_study
+    from tests.conftest import TINY_SEARCH, run_cli
+
+    tiny = [a if a != "2" else "1" for a in TINY_SEARCH]  # one epoch
+    result = run_cli("start", "--budget", "2", "--study", "d", "--distill", "unet", "--distill-weight", "0.7", *tiny, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("training the teacher unet") == 1
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with ResultStore(url, create=False) as store:
+        teacher = store.teacher("d")
+    assert teacher["source"] == "unet" and teacher["figures"]["epochs"] == 1
+    trials = load_study(url, "d").get_trials()
+    assert [t.user_attrs.get("distilled_from") for t in trials] == ["unet", "unet"]
+    again = run_cli("start", "--budget", "3", "--study", "d", cwd=tmp_path)  # continued: the stored teacher, not a new one
+    assert again.returncode == 0 and "training the teacher" not in again.stdout
+    bad = run_cli("start", "--budget", "1", "--distill", "resnet", cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("search: error: --distill: unknown teacher 'resnet'; give a preset: unet,")

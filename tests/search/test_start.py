@@ -191,10 +191,15 @@ def test_arrays_are_float_images(tmp_path):
     from evaluators.data import load_dataset
     from search.loop import _save_data
 
-    data = load_dataset("synthetic", 32, synthetic_count=6)
+    from evaluators.data import load_arrays
+
+    data = load_dataset("synthetic", 32, synthetic_count=10, test_fraction=0.2)
     arrays = np.load(_save_data(data, tmp_path))
     assert arrays["train_images"].dtype == np.float32 and arrays["train_images"].max() <= 1
     assert np.array_equal(arrays["val_masks"], data.val_masks)
+    again = load_arrays(tmp_path / "data.npz")  # what a worker gets: the test split too
+    assert again.has_test and np.array_equal(again.test_images, data.test_images)
+    assert not load_arrays(_save_data(load_dataset("synthetic", 32, synthetic_count=6), tmp_path)).has_test
 
 
 @pytest.mark.slow

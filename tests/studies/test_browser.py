@@ -10,8 +10,13 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
+import optuna
+
+from studies import figures
 from studies.report import write_report
-from tests.studies.factory import add_results, add_trial, create_study, sample_study
+from studies.store import ResultStore
+from tests.studies.factory import add_preset, add_results, add_trial, create_study, sample_study, spec_for
+from tests.studies.helpers import TINY_TFLITE
 from tests.studies.served import ARTIFACTS, chromium_browser, running_dashboard
 
 pytestmark = pytest.mark.browser
@@ -31,11 +36,27 @@ def browser():
 def demo_url(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'studies.db'}"
     study = sample_study(url, "demo", complete=COMPLETE)
-    add_results(url, study.trials[0], b"TFL3" + bytes(2048))
+    add_results(url, study.trials[0], TINY_TFLITE.read_bytes())
+    with ResultStore(url) as store:  # the agent's timing on the board
+        store.save_measurement(study.trials[0]._trial_id, "http://pi4.local:8765", {"model": "Raspberry Pi 4"},
+                               {"runs": 50}, {"p50_ms": 30.0, "peak_activation_bytes": 1_572_864})
     other = create_study(url, "other")
     for index in range(4):
         add_trial(other, index, seed=5)
+    crowd_study(url)
     return url
+
+
+def crowd_study(url):
+    """The issue's plot: presets on one spot, and one dominated trial far out on the latency axis."""
+    study = create_study(url, "crowd")
+    for index in range(8):
+        add_trial(study, index, seed=3)
+    for index, name in enumerate(("unet", "unet-int8", "group", "group-int8")):
+        add_preset(study, name, spec_for(index), 0.74 + index * 1e-3, 18.0 + index * 0.05, 320.0 + index)
+    study.add_trial(optuna.trial.create_trial(values=[0.58, 390.0, 800.0], user_attrs=dict(
+        study.trials[0].user_attrs, dice=0.58, latency_ms=390.0)))
+    return study
 
 
 @pytest.fixture
@@ -103,7 +124,7 @@ def test_trial_page_shows_previews_and_latency_histogram(page, demo_url):
         page.wait_for_selector("#fig-latency-hist .barlayer")
         loaded = page.evaluate("[...document.querySelectorAll('.preview img')].map(i => i.complete && i.naturalWidth)")
         assert loaded == [32] * 6
-        assert page.locator("a[download]").get_attribute("href") == "/artifact?study=demo&number=0"
+        assert page.locator("a[download]", has_text=".tflite").get_attribute("href") == "/artifact?study=demo&number=0"
         screenshot(page, "dashboard-trial.png")
         assert page.errors == []
 
@@ -159,7 +180,7 @@ def test_compare_and_studies_pages(page, demo_url):
         assert fronts == 2
         screenshot(page, "dashboard-compare.png")
         open_ready(page, served.url + "studies")
-        assert page.locator("table a.name").all_inner_texts() == ["other", "demo"]
+        assert page.locator("table a.name").all_inner_texts() == ["crowd", "other", "demo"]
         assert page.errors == []
 
 
@@ -175,3 +196,88 @@ def test_report_opens_offline_without_any_request(page, demo_url, tmp_path):
     screenshot(page, "report.png")
     assert [u for u in page.requests if not u.startswith(("data:", "blob:"))] == [address]
     assert page.errors == []
+
+
+RECTS = """(selector) => [...document.querySelectorAll(selector)].map((node) => {
+    const box = node.getBoundingClientRect();
+    return [box.left, box.top, box.right, box.bottom];
+})"""
+
+
+def overlapping(boxes):
+    return [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1]
+
+
+def test_crowded_presets_get_labels_apart_and_the_plot_opens_on_the_front(page, demo_url):
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "?study=crowd")
+        page.wait_for_function(f"() => {COUNT_POINTS} === 13")
+        labels = page.evaluate(RECTS, "#fig-latency .annotation[data-index] .annotation-text-g")
+        texts = page.eval_on_selector_all("#fig-latency .annotation-text-g", "(nodes) => nodes.map((n) => n.textContent)")
+        assert {"unet", "unet-int8", "group", "group-int8"} <= {t.split(" · ")[0] for t in texts}
+        assert any(t.endswith("knee #" + t.split("#")[-1]) and "knee #" in t for t in texts)
+        label_boxes = page.evaluate(RECTS, "#fig-latency .annotation-text-g .bg")
+        assert len(label_boxes) >= 5 and overlapping(label_boxes) == [], texts
+        x_range = page.evaluate("() => document.getElementById('fig-latency')._fullLayout.xaxis.range")
+        assert x_range[1] < 390.0  # the far trial does not set the axis
+        screenshot(page, "dashboard-crowd-front.png")
+        page.locator("#fig-latency .updatemenu-button", has_text="all trials").click()
+        page.wait_for_function("() => document.getElementById('fig-latency')._fullLayout.xaxis.range[1] > 390")
+        page.wait_for_timeout(300)
+        screenshot(page, "dashboard-crowd-all.png")
+        page.locator("#fig-latency .updatemenu-button", has_text="log axis").click()
+        page.wait_for_function("() => document.getElementById('fig-latency')._fullLayout.xaxis.type === 'log'")
+        assert labels and page.errors == []
+
+
+def test_points_keep_their_category_colour_and_the_legends_read_right(page, demo_url):
+    palette = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (*figures.KIND_COLORS.values(), figures.OTHER_COLOR)}
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "?study=demo")
+        page.wait_for_function(f"() => {COUNT_POINTS} === {COMPLETE}")
+        styles = page.eval_on_selector_all(POINTS, """(nodes) => nodes.map((n) => {
+            const s = getComputedStyle(n);
+            return [s.opacity, s.fill, s.stroke];
+        })""")
+        assert all(float(opacity) == 1.0 for opacity, _, _ in styles)
+        shown = set()
+        for _, fill, stroke in styles:
+            colour = stroke if fill == "none" else fill
+            shown.add(tuple(int(v) for v in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3]))
+        assert shown <= palette, shown
+        legend = page.eval_on_selector_all("#fig-3d .legendtext", "(nodes) => nodes.map((n) => n.textContent)")
+        assert {"hand-designed presets", "infeasible (rejected)"} <= set(legend) and "presets / infeasible" not in legend
+        assert page.errors == []
+
+
+def test_study_page_says_what_to_export_and_marks_the_knee(page, demo_url):
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "?study=demo")
+        card = page.locator("#recommended .rec").first
+        number = int(card.get_attribute("data-number"))
+        assert card.locator(".badge.pick").first.inner_text() == "knee"
+        commands = card.locator(".command code").all_inner_texts()
+        storage = served.app.source
+        assert commands[0] == f"search export --study demo --storage {storage} --trial {number} -o model.tflite"
+        assert commands[1] == f"search export --study demo --storage {storage} --pick knee -o model.tflite"
+        row = page.locator(f"#trials tbody tr[data-number='{number}']")
+        assert "knee" in row.get_attribute("class") and row.locator(".badge.pick").first.inner_text() == "knee"
+        page.locator("#recommended").scroll_into_view_if_needed()
+        screenshot(page, "dashboard-recommended.png")
+        assert page.errors == []
+
+
+def test_trial_page_offers_the_sidecar_and_the_boards_peak_memory(page, demo_url):
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "trial?study=demo&number=0")
+        link = page.locator("a[download]", has_text="sidecar")
+        assert link.get_attribute("href") == "/sidecar?study=demo&number=0"
+        with page.expect_download() as download:
+            link.click()
+        assert download.value.suggested_filename == "demo-trial0.json"
+        metrics = page.locator("table.kv").all_inner_texts()
+        assert any("peak memory on http://pi4.local:8765" in text and "1.50 MiB" in text for text in metrics)
+        assert "--trial 0 -o model.tflite" in page.locator("#export").inner_text()
+        screenshot(page, "dashboard-trial-export.png")
+        assert page.errors == []

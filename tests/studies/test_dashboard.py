@@ -10,13 +10,16 @@ from urllib.parse import quote
 import optuna
 import pytest
 
-from studies import pages
+from studies import export, front, pages, pareto
+from studies.store import ResultStore
 from tests.conftest import run_cli
 from tests.studies.factory import add_results, add_trial, create_study, sample_study
+from tests.studies.helpers import TINY_TFLITE
 from tests.studies.served import fetch, running_dashboard
 
 HOSTILE = "<script>alert(1)</script>"
-TFLITE = b"TFL3" + bytes(range(256)) * 8
+TFLITE = TINY_TFLITE.read_bytes()  # a real model: the sidecar reads its tensors with LiteRT
+BOARD = {"device": "http://pi4.local:8765", "peak_activation_bytes": 1_572_864}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,9 @@ def database(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'studies.db'}"
     demo = sample_study(url, "demo", complete=10)
     digest = add_results(url, demo.trials[0], TFLITE)
+    with ResultStore(url) as store:  # a later timing on the board, by the agent
+        store.save_measurement(demo.trials[0]._trial_id, BOARD["device"], {"model": "Raspberry Pi 4"}, {"runs": 50},
+                               {"p50_ms": 30.0, "peak_activation_bytes": BOARD["peak_activation_bytes"]})
     hostile = create_study(url, HOSTILE)
     for index in range(3):
         add_trial(hostile, index, seed=2, preset=HOSTILE if index == 0 else None)
@@ -97,6 +103,62 @@ def test_trial_page_shows_spec_metrics_latency_previews_and_download(server, dat
     assert status == 200 and headers["Content-Type"] == "image/png" and image.startswith(b"\x89PNG")
     detail = json.loads(get(server, "/api/trial?study=demo&number=0")[2])
     assert len(detail["latency_samples"]) == 40 and detail["previews"] == 2 and detail["artifact"]["sha256"] == database[1]
+
+
+def test_study_json_recommends_trials_with_their_export_commands(server, database):
+    payload = json.loads(get(server, "/api/study?study=demo")[2])
+    study = optuna.load_study(study_name="demo", storage=database[0])
+    points = front.study_points(study)
+    expected: dict[int, list[str]] = {}
+    for rule in ("knee", "max-dice", "min-latency"):
+        expected.setdefault(pareto.pick(points, rule).number, []).append(rule)
+    recommended = payload["recommended"]
+    assert {item["number"]: item["rules"] for item in recommended} == expected
+    knee = pareto.pick(points, "knee").number
+    first = recommended[0]
+    assert first["labels"][0] == "knee" and first["number"] == knee
+    assert first["command"] == f"search export --study demo --storage {database[0]} --trial {knee} -o model.tflite"
+    assert first["pick_commands"][0] == f"search export --study demo --storage {database[0]} --pick knee -o model.tflite"
+    marked = {row["number"]: row["picks"] for row in payload["rows"] if row["picks"]}
+    assert marked[knee][0] == "knee" and set(marked) == set(expected)
+
+
+def test_export_command_quotes_names_for_the_shell():
+    from studies.views import export_command
+
+    assert export_command("my study", "sqlite:///a b.db", pick="max-dice") == (
+        "search export --study 'my study' --storage 'sqlite:///a b.db' --pick max-dice -o model.tflite")
+
+
+def test_trial_page_offers_the_sidecar_export_writes_and_the_command(server, database, tmp_path):
+    page = get(server, "/trial?study=demo&number=0")[2].decode()
+    assert 'href="/sidecar?study=demo&amp;number=0"' in page and "Download sidecar .json" in page
+    assert f"search export --study demo --storage {database[0]} --trial 0 -o model.tflite" in page
+    status, headers, body = get(server, "/sidecar?study=demo&number=0")
+    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="demo-trial0.json"'
+    served = json.loads(body)
+    study = optuna.load_study(study_name="demo", storage=database[0])
+    with ResultStore(database[0], create=False) as store:
+        written = export.export(study, store, tmp_path / "model.tflite", trial=0)
+    expected = json.loads(written.sidecar.read_text())
+    assert served["sha256"] == database[1] == expected["sha256"]
+    assert {k: v for k, v in served.items() if k != "exported"} == {k: v for k, v in expected.items() if k != "exported"}
+    assert get(server, "/sidecar?study=demo&number=1")[0] == 404  # no stored model
+
+
+def test_trial_page_shows_the_boards_peak_memory(server):
+    page = get(server, "/trial?study=demo&number=0")[2].decode()
+    assert f"peak memory on {BOARD['device']}" in page and "1.50 MiB (activations, 1,572,864 bytes)" in page
+    other = get(server, "/trial?study=demo&number=1")[2].decode()  # no measurement stored: the trial's own figure
+    assert "peak memory on local-cpu" in other and "2,000,000 bytes" in other
+
+
+def test_knee_trial_page_says_so_with_the_pick_command(server, database):
+    study = optuna.load_study(study_name="demo", storage=database[0])
+    knee = pareto.pick(front.study_points(study), "knee").number
+    page = get(server, f"/trial?study=demo&number={knee}")[2].decode()
+    assert '<span class="badge pick">knee</span>' in page
+    assert f"--storage {database[0]} --pick knee -o model.tflite" in page
 
 
 def test_trial_without_results_says_so(server):

@@ -72,15 +72,31 @@ def test_front_matches_optunas_best_trials_when_only_optuna_5_knows_a_trial_is_i
     assert info.points[-1].infeasible and not info.points[-1].on_front
 
 
-def test_dominated_points_are_faded_and_front_points_solid(info):
+def test_front_points_are_filled_and_dominated_ones_rings_of_the_same_colour(info):
     figure = figures.pareto_figure(info, "latency_ms")
     front = {p.number for p in info.front}
+    by_number = {p.number: p for p in info.points}
     for trace in trial_traces(figure):
-        if trace.name in ("infeasible (rejected)",):
+        assert trace.marker.opacity == 1.0, trace.name  # no blending: a dominated point keeps its category's colour
+        if trace.name == "infeasible (rejected)":
             continue
-        for number in trace.customdata:
-            solid = trace.marker.opacity == 1.0
-            assert solid == (number in front), (trace.name, number)
+        colours = trace.marker.color if isinstance(trace.marker.color, tuple) else [trace.marker.color] * len(trace.customdata)
+        for number, colour in zip(trace.customdata, colours):
+            assert trace.marker.symbol.endswith("-open") == (number not in front), (trace.name, number)
+            assert colour == figures.KIND_COLORS[by_number[number].kind]
+
+
+def test_palette_tells_every_category_apart_and_the_legend_shows_full_colours(info):
+    for palette in (figures.KIND_COLORS, figures.QUANT_COLORS):
+        colours = list(palette.values()) + [figures.OTHER_COLOR]
+        assert len(set(colours)) == len(colours)
+    figure = figures.pareto_figure(info, "latency_ms")
+    shown = [t for t in figure.data if t.showlegend is not False]
+    assert all((t.meta or {}).get("role") in ("legend", "knee", "front") or t.name == "infeasible (rejected)" for t in shown)
+    keys = {t.name: t.marker for t in shown if (t.meta or {}).get("role") == "legend"}
+    for kind in {p.kind for p in info.points if not p.preset and not p.infeasible}:
+        assert keys[kind].color == figures.KIND_COLORS[kind] and keys[kind].symbol == "circle"
+    assert keys["dominated: ring"].symbol == "circle-open" and "hand-designed presets" in keys
 
 
 def test_front_line_joins_the_two_objective_front_in_order(info):
@@ -95,17 +111,64 @@ def test_front_line_joins_the_two_objective_front_in_order(info):
     assert line.line.shape == "hv" and line.hoverinfo == "skip"
 
 
-def test_presets_are_marked_apart_with_symbol_and_label(info):
+def test_presets_are_marked_apart_with_symbol_and_a_leader_line_label(info):
     figure = figures.pareto_figure(info, "latency_ms")
-    presets = [trace for trace in figure.data if trace.name == "hand-designed presets"]
-    assert presets
-    labels = sorted(label for trace in presets for label in trace.text)
-    assert labels == ["unet-depthwise", "unet-standard"]
-    assert all(trace.marker.symbol == "diamond" and "text" in trace.mode for trace in presets)
+    presets = [trace for trace in trial_traces(figure) if trace.name == "hand-designed presets"]
+    assert presets and all(trace.marker.symbol.startswith("diamond") for trace in presets)
+    labels = sorted(a.text for a in figure.layout.annotations if a.name in ("preset", "knee"))
+    knee = f"knee #{info.knee}"
+    assert labels == ["unet-depthwise · " + knee, "unet-standard"]  # the knee of this study is a preset
     preset_numbers = {int(n) for trace in presets for n in trace.customdata}
     others = {int(n) for trace in trial_traces(figure) if trace not in presets for n in trace.customdata}
     assert preset_numbers == {p.number for p in info.points if p.preset}
     assert not preset_numbers & others
+
+
+def label_boxes(figure, view):
+    from studies import labels
+
+    boxes = []
+    for a in figure.layout.annotations:
+        if a.name in ("preset", "knee"):
+            x, y = labels.to_pixels(a.x, a.y, *view)
+            boxes.append(labels.label_box((x + a.ax, y + a.ay), a.text))
+    return boxes
+
+
+def test_preset_labels_on_one_spot_do_not_collide(tmp_path):
+    study = create_study(f"sqlite:///{tmp_path / 'crowd.db'}", "crowd")
+    for index in range(6):
+        add_trial(study, index)
+    for index, name in enumerate(("unet", "unet-int8", "group", "group-int8")):
+        add_trial(study, 10 + index, preset=name)
+        study.add_trial(optuna.trial.create_trial(  # four presets within a hair of each other
+            values=[0.7 + index * 1e-4, 20.0 + index * 1e-3, 300.0],
+            user_attrs=attrs_for(spec_for(index), 0.7, 20.0, 300.0, preset=f"{name}-twin")))
+    info = figures.pareto_info(study)
+    figure = figures.pareto_figure(info, "latency_ms")
+    boxes = label_boxes(figure, (figure.layout.xaxis.range, figure.layout.yaxis.range))
+    assert len(boxes) == 9  # eight presets and the knee
+    from studies.labels import overlap
+
+    assert all(overlap(a, b) == 0 for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_one_far_trial_does_not_squeeze_the_front(tmp_path):
+    study = create_study(f"sqlite:///{tmp_path / 'far.db'}", "far", config={})
+    for index in range(6):
+        add_trial(study, index)
+    study.add_trial(optuna.trial.create_trial(  # dominated and ten times slower than anything else
+        values=[0.3, 400.0, 2000.0], user_attrs=attrs_for(spec_for(1), 0.3, 400.0, 2000.0)))
+    info = figures.pareto_info(study)
+    figure = figures.pareto_figure(info, "latency_ms")
+    low, high = figure.layout.xaxis.range
+    front_x = [p.latency_ms for p in info.front]
+    assert low <= min(front_x) and max(front_x) <= high < 400.0
+    assert (max(front_x) - min(front_x)) / (high - low) > 0.7  # the front spans most of the axis
+    assert "zoomed to the front: 2 of 7 trials outside" in figure.layout.xaxis.title.text  # the far one, and one below the front
+    buttons = [b.label for b in figure.layout.updatemenus[0].buttons]
+    assert buttons == ["front", "all trials", "log axis"]
+    assert figure.layout.updatemenus[0].buttons[2].args[0]["xaxis.type"] == "log"
 
 
 def test_hover_summarises_the_trial(info):
@@ -129,11 +192,11 @@ def test_constraint_lines_where_set(tmp_path, info):
     lines = {(s.type, s.x0 if s.x0 == s.x1 else None, s.y0 if s.y0 == s.y1 else None) for s in latency.layout.shapes}
     assert ("line", 40.0, None) in lines and ("line", None, 0.5) in lines
     size = figures.pareto_figure(info, "size_kb")  # no max_size_kb in the config: only the Dice line
-    assert [(s.y0, s.y1) for s in size.layout.shapes] == [(0.5, 0.5)]
+    assert [(s.y0, s.y1) for s in size.layout.shapes if s.type == "line"] == [(0.5, 0.5)]
 
     bare = create_study(f"sqlite:///{tmp_path / 'bare.db'}", "bare", config={})
     add_trial(bare, 0)
-    assert not figures.pareto_figure(figures.pareto_info(bare)).layout.shapes
+    assert [s.type for s in figures.pareto_figure(figures.pareto_info(bare)).layout.shapes] == ["circle"]  # the knee
 
 
 def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info):
@@ -149,12 +212,36 @@ def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info)
     assert list(figure.data[0].y) == values
 
 
-def test_knee_is_marked_and_is_on_the_front(study, info):
+def test_knee_is_labelled_with_its_number_and_is_on_the_front(study, info):
     knee = front.knee(front.study_points(study))
     assert info.knee == knee.number and knee.number in {p.number for p in info.front}
     figure = figures.pareto_figure(info, "latency_ms")
-    arrows = [a for a in figure.layout.annotations if a.text == "knee"]
-    assert len(arrows) == 1 and arrows[0].x == knee.values["latency_ms"]
+    arrows = [a for a in figure.layout.annotations if a.name == "knee"]
+    assert len(arrows) == 1 and arrows[0].text.endswith(f"knee #{knee.number}") and arrows[0].x == knee.values["latency_ms"]
+    ring = [s for s in figure.layout.shapes if s.name == "knee"]
+    assert len(ring) == 1 and (ring[0].xanchor, ring[0].yanchor) == (knee.values["latency_ms"], knee.values["dice"])
+    assert [t.name for t in figure.data if (t.meta or {}).get("role") == "knee"] == [f"knee #{knee.number}"]
+    ring_3d = [t for t in figures.pareto_3d_figure(info).data if (t.meta or {}).get("role") == "knee"]
+    assert list(ring_3d[0].text) == [f"knee #{knee.number}"]
+
+
+def test_3d_legend_names_presets_and_infeasible_apart(info):
+    figure = figures.pareto_3d_figure(info)
+    shown = {t.name for t in figure.data if t.showlegend is not False}
+    assert {"hand-designed presets", "infeasible (rejected)"} <= shown
+    assert not any("/" in name for name in shown)
+
+
+def test_recommendations_are_the_pick_rules_choices(study, info):
+    from studies import pareto
+
+    chosen = figures.recommendations(info)
+    points = front.study_points(study)
+    expected: dict[int, list[str]] = {}
+    for rule in ("knee", "max-dice", "min-latency"):
+        expected.setdefault(pareto.pick(points, rule).number, []).append(rule)
+    assert {r.point.number: list(r.rules) for r in chosen} == expected
+    assert chosen[0].rules[0] == "knee" and chosen[0].point.knee
 
 
 def test_two_studies_fronts_on_one_plot(tmp_path, info):

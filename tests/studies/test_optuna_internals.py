@@ -108,3 +108,12 @@ def test_storage_hooks_are_what_optuna_calls_and_what_nas_lite_overrides():
     private = {name for name, value in vars(NasLiteStorage).items()
                if callable(value) and name.startswith("_") and not name.startswith("__") and hasattr(RDBStorage, name)}
     assert private == set(STORAGE_HOOKS), "NasLiteStorage overrides a private RDBStorage method: list it in STORAGE_HOOKS"
+
+
+def test_create_running_trial_makes_a_trial_with_its_parameters_for_its_caller(study):
+    distribution = optuna.distributions.IntDistribution(1, 9)
+    trial_id = optuna_internals.create_running_trial(study, {"x": 3}, {"x": distribution}, {"rung": 1})
+    trial = study._storage.get_trial(trial_id)
+    assert trial.state == optuna.trial.TrialState.RUNNING and trial.params == {"x": 3} and trial.user_attrs == {"rung": 1}
+    assert optuna.Trial(study, trial_id).suggest_int("x", 1, 9) == 3  # suggesting again returns the given value
+    assert optuna_internals.pop_waiting_trial_id(study) is None  # never offered to another worker

@@ -45,6 +45,20 @@ def test_report_is_one_file_with_its_own_plotly(url, tmp_path):
     assert sum(row["front"] for row in data["rows"]) == data["summary"]["front"] > 0
 
 
+def test_report_recommends_trials_with_commands_and_marks_the_knee(url, tmp_path):
+    import optuna
+
+    from studies import front, pareto
+
+    data = page_data(write_report(url, tmp_path / "report.html", study="demo").read_text(encoding="utf-8"))
+    knee = pareto.pick(front.study_points(optuna.load_study(study_name="demo", storage=url)), "knee").number
+    first = data["recommended"][0]
+    assert first["number"] == knee and first["labels"][0] == "knee"
+    assert first["command"] == f"search export --study demo --storage {url} --trial {knee} -o model.tflite"
+    knee_rows = [row for row in data["rows"] if "knee" in row["picks"]]
+    assert [row["number"] for row in knee_rows] == [knee] and knee_rows[0]["front"]  # in the front table too
+
+
 def test_report_escapes_names(url, tmp_path):
     text = write_report(url, tmp_path / "hostile.html", study=HOSTILE).read_text(encoding="utf-8")
     assert HOSTILE not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -66,6 +80,8 @@ def test_cli_bad_input_is_one_line_and_status_2(url, tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "-o" not in args:
         args += ["-o", str(tmp_path / "r.html")]
+    if "--study" not in args:  # else the default study taken is named on stderr first
+        args += ["--study", "demo"]
     result = run_cli("report", "--storage", url, *args)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

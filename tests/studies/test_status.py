@@ -52,8 +52,10 @@ def test_studies_cli(study_db, tmp_path):
     url, _ = study_db
     result = run_cli("studies", "--storage", url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    table, space = result.stdout.split("\n\n")
+    rows = [line.split() for line in table.splitlines()[1:]]
     assert [row[:6] for row in rows] == [["empty", "0", "0", "0", "0", "0"], ["demo", "5", "4", "0", "1", "0"]]
+    assert space.startswith("space: ") and "artifacts" in space  # what takes the room, below the table
     data = json.loads(run_cli("studies", "--storage", url, "--json", cwd=tmp_path).stdout)
     assert [(d["name"], d["n_trials"]) for d in data] == [("empty", 0), ("demo", 5)]
     bad = run_cli("studies", "--storage", "redis://localhost", cwd=tmp_path)

@@ -222,6 +222,8 @@ def test_a_schema_1_database_is_upgraded_by_its_first_writer_and_keeps_its_rows(
     with engine.begin() as connection:  # what schema 1 wrote
         connection.exec_driver_sql("drop table naslite_checkpoints")
         connection.exec_driver_sql("drop table naslite_confirmations")
+        for table in ("naslite_teachers", "naslite_calibration_samples", "naslite_latency_models"):
+            connection.exec_driver_sql(f"drop table {table}")
         connection.exec_driver_sql("update naslite_schema set version = 1")
     with pytest.raises(ValueError, match="schema 1; run 'search start"):
         ResultStore(url, create=False)  # a reader does not upgrade
@@ -248,3 +250,6 @@ def test_checkpoints_and_confirmations_round_trip(tmp_path):
         assert [(c["seed"], c["figures"]) for c in store.confirmations("s")] == [(0, {"seed": "again"}), (1, {"seed": 1})]
         assert store.confirmation_model("s", "preset:unet", 12, 1) == MODEL
         assert store.confirmations("other") == []
+        store.save_teacher("s", "unet", b"npy", {"dice": 0.8})
+        store.save_teacher("s", "trial:3", b"npy2", {})
+        assert store.teacher("s") == {"source": "trial:3", "targets": b"npy2", "figures": {}} and store.teacher("t") is None

@@ -1,0 +1,191 @@
+"""Single fidelity against rungs and rungs + distillation, at equal wall time.
+
+    python benchmarks/multifidelity.py --data ../shared/datasets/dsb2018_nuclei --image-size 128 \\
+        --data-limit 128 --minutes 80 --seeds 0,1,2 [--report-only]
+
+For each method and seed, one study with the presets enqueued, searched until ``--minutes`` of
+wall time are spent (a killed run goes on with the time it has left: the time spent is read from
+the study's trials). Methods: ``single`` (every candidate trains ``--epochs``, the default early
+stopping), ``rungs`` (``--rungs``, eta 3) and ``rungs+distill`` (the same, every candidate learning
+from a unet teacher trained to the last rung). Prints per method, mean and spread over seeds:
+hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
+size, Dice 0), candidates evaluated, epochs spent, float presets dominated (of 7), whether
+unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of unet's latency, unet's Dice taken at the
+last rung (from the rung studies of the same seed). One LiteRT thread, CPU clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+METHODS = ("single", "rungs", "rungs+distill")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--data-limit", type=int)
+    parser.add_argument("--minutes", type=float, default=80.0, help="wall time of each method and seed")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--epochs", type=int, default=6, help="single fidelity's epochs")
+    parser.add_argument("--rungs", default="2,6,18")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "multifidelity")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    seeds, methods = [int(s) for s in args.seeds.split(",")], args.methods.split(",")
+    if not args.report_only:
+        for seed in seeds:
+            for method in methods:
+                run(args, method, seed)
+    report(args, methods, seeds)
+
+
+def storage(args) -> str:
+    return f"sqlite:///{(args.out / 'multifidelity.db').resolve()}"
+
+
+def name(args, method: str, seed: int) -> str:
+    return f"{method}-{Path(args.data).name}-{args.image_size}-n{args.data_limit}-{args.minutes:g}min-s{seed}"
+
+
+def config_of(args, method: str, seed: int):
+    from search.config import SearchConfig
+
+    rungs = tuple(int(e) for e in args.rungs.split(",")) if method != "single" else None
+    return SearchConfig(
+        budget=400, study=name(args, method, seed), storage=storage(args), data=_data(args.data),
+        image_size=args.image_size, data_limit=args.data_limit, epochs=args.epochs, batch_size=args.batch_size,
+        threads=1, latency_clock="cpu", seed=seed, rungs=rungs, distill="unet" if method.endswith("distill") else None,
+        timeout=None,
+    )
+
+
+def _data(data: str) -> str:
+    return data if data == "synthetic" else str(Path(data).resolve())
+
+
+def spent_seconds(study) -> float:
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start and t.datetime_complete]
+    return (max(t.datetime_complete for t in trials) - min(t.datetime_start for t in trials)).total_seconds() if trials else 0.0
+
+
+def run(args, method: str, seed: int) -> None:
+    from search.loop import run_search
+    from search.progress import make_reporter
+
+    config = config_of(args, method, seed)
+    left = args.minutes * 60 - _spent(config)
+    if left <= 0:
+        return
+    print(f"== {config.study}: {left / 60:.1f} min left", file=sys.stderr)
+    run_search(config.replace(timeout=left), {"timeout"}, make_reporter("bar"))
+
+
+def _spent(config) -> float:
+    import optuna
+
+    from studies.storage import open_storage
+
+    try:
+        return spent_seconds(optuna.load_study(study_name=config.study, storage=open_storage(config.storage)))
+    except (KeyError, FileNotFoundError, ValueError):
+        return 0.0
+
+
+def figures(points, unet_dice: float | None) -> dict:
+    """What the report prints of one study (``points`` from ``studies.front.study_points``)."""
+    from studies.front import candidates, front, preset_verdicts
+
+    metrics = ("dice", "latency_ms", "size_kb")
+    verdicts = {preset.preset: best for preset, best in preset_verdicts(points, metrics)}
+    unet = next(p for p in candidates(points, metrics) if p.preset == "unet")
+    searched = front([p for p in points if not p.preset], metrics)
+
+    def best_at(fraction):
+        fast = [p.values["dice"] for p in searched if p.values["latency_ms"] <= unet.values["latency_ms"] * fraction]
+        return max(fast, default=None)
+
+    return {
+        "candidates": sum(1 for p in points if p.complete and "parent" not in p.attrs),
+        "epochs": sum(len(p.attrs.get("dice_history", [])) for p in points),
+        "float_presets_dominated": sum(verdicts.get(n) is not None for n in verdicts if not n.endswith("-int8")),
+        "unet_int8_dominated": verdicts.get("unet-int8") is not None,
+        "unet_dice": unet_dice if unet_dice is not None else unet.values["dice"],
+        "best_dice_fifth": best_at(1 / 5), "best_dice_tenth": best_at(1 / 10),
+        "unet_latency_ms": unet.values["latency_ms"],
+    }
+
+
+def report(args, methods, seeds) -> None:
+    import optuna
+
+    from studies.front import study_points
+    from studies.pareto import hypervolume
+    from studies.storage import open_storage
+
+    opened = open_storage(storage(args), create=False)
+    studies = {}
+    for method in methods:
+        for seed in seeds:
+            try:
+                studies[method, seed] = study_points(optuna.load_study(study_name=name(args, method, seed), storage=opened))
+            except KeyError:
+                pass
+    presets = [p for points in studies.values() for p in points if p.preset and p.complete and "latency_ms" in p.values]
+    reference = {"dice": 0.0, "latency_ms": 1.1 * max(p.values["latency_ms"] for p in presets),
+                 "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
+    rows = {}
+    for (method, seed), points in sorted(studies.items()):
+        last_rung_unet = _rung_unet_dice(studies, seed)
+        rows[method, seed] = {"hypervolume": hypervolume(points, ("dice", "latency_ms", "size_kb"), reference),
+                              **figures(points, last_rung_unet)}
+    _print(rows, methods, reference, args)
+
+
+def _rung_unet_dice(studies, seed) -> float | None:
+    for method in ("rungs", "rungs+distill"):
+        points = studies.get((method, seed), [])
+        top = [p for p in points if p.preset == "unet" and p.complete]
+        if top:
+            return max(top, key=lambda p: p.attrs.get("rung", 0)).values.get("dice")
+    return None
+
+
+def _print(rows, methods, reference, args) -> None:
+    keys = ("hypervolume", "candidates", "epochs", "float_presets_dominated", "best_dice_fifth", "best_dice_tenth", "unet_dice")
+    lines = [f"reference {reference}", "| method | " + " | ".join(keys) + " | unet-int8 dominated |",
+             "| --- " * (len(keys) + 2) + "|"]
+    for method in methods:
+        mine = [row for (m, _), row in rows.items() if m == method]
+        if not mine:
+            continue
+        cells = [_mean_spread([row[key] for row in mine]) for key in keys]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {sum(r['unet_int8_dominated'] for r in mine)} of {len(mine)} |")
+    text = "\n".join(lines)
+    print(text)
+    (args.out / f"{Path(args.data).name}-{args.image_size}.json").write_text(
+        json.dumps({"rows": {f"{m}/{s}": r for (m, s), r in rows.items()}, "reference": reference,
+                    "written": time.strftime("%Y-%m-%d %H:%M")}, indent=2, default=str))
+
+
+def _mean_spread(values) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "none"
+    mean = statistics.mean(values)
+    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+if __name__ == "__main__":
+    main()
