@@ -48,6 +48,7 @@ class Subject:
     name: str
     spec: object  # space.spec.CandidateSpec
     label: str
+    distilled: bool = False  # the search trained it with the study's --distill teacher
 
 
 def trial_subjects(study, *, front: bool = False, top: int | None = None, trials=None) -> list[Subject]:
@@ -80,7 +81,8 @@ def _trial_subject(point) -> Subject:
     from space import CandidateSpec
 
     spec = CandidateSpec.from_dict(point.attrs["spec"])
-    return Subject(f"trial:{point.number}", spec, f"#{point.number} {point.summary or spec.summary}")
+    return Subject(f"trial:{point.number}", spec, f"#{point.number} {point.summary or spec.summary}",
+                   bool(point.attrs.get("distilled_from")))
 
 
 def reference_subject(config: SearchConfig) -> Subject:
@@ -111,13 +113,15 @@ class Plan:
     def to_dict(self) -> dict:
         return {"study": self.study, "config": self.config.to_dict(), "epochs": self.epochs, "seeds": list(self.seeds),
                 "data_limit": self.data_limit, "test_fraction": self.test_fraction,
-                "subjects": [{"name": s.name, "spec": s.spec.to_dict(), "label": s.label} for s in self.subjects]}
+                "subjects": [{"name": s.name, "spec": s.spec.to_dict(), "label": s.label, "distilled": s.distilled}
+                             for s in self.subjects]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Plan":
         from space import CandidateSpec
 
-        subjects = tuple(Subject(s["name"], CandidateSpec.from_dict(s["spec"]), s["label"]) for s in data["subjects"])
+        subjects = tuple(Subject(s["name"], CandidateSpec.from_dict(s["spec"]), s["label"], s["distilled"])
+                         for s in data["subjects"])
         return cls(data["study"], SearchConfig.from_dict(data["config"]), subjects, data["epochs"],
                    tuple(data["seeds"]), data["data_limit"], data["test_fraction"])
 
@@ -183,10 +187,11 @@ class Run:
         return "test_dice" in self.evaluation.figures
 
 
-def run_one(spec, data, epochs: int, training: dict, device, protocol, clock, progress=None) -> Run:
-    """Train ``spec`` on ``data``'s train split for ``epochs`` with ``training`` (its seed included),
-    convert, score validation (and test, if any) and time it: a search trial's steps."""
-    trained = pipeline.train(spec, data, epochs, training, clock, progress)
+def run_one(spec, data, epochs: int, training: dict, device, protocol, clock, progress=None, teacher=None) -> Run:
+    """Train ``spec`` on ``data``'s train split for ``epochs`` with ``training`` (its seed included)
+    and ``teacher`` (``evaluators.distill.Teacher``, if any), convert, score validation (and test,
+    if any) and time it: a search trial's steps."""
+    trained = pipeline.train(spec, data, epochs, training, clock, progress, teacher=teacher)
     return Run(trained, pipeline.finish(spec, trained, data, device, protocol, clock))
 
 
@@ -270,7 +275,7 @@ def work(plan: Plan, device_token: str | None = None) -> int:
     from search.worker import _release_memory
     from studies.store import ResultStore
 
-    config, owner, ran, datasets = plan.config, owner_name(), 0, {}
+    config, owner, ran, datasets, teachers = plan.config, owner_name(), 0, {}, []
     device = open_devices(list(config.devices), device_token, config.threads)
     protocol = pipeline.latency_protocol(config.threads, config.latency_clock)
     with ResultStore(config.storage) as store:
@@ -282,9 +287,12 @@ def work(plan: Plan, device_token: str | None = None) -> int:
             size = (subject.spec.input_size, subject.spec.input_channels)
             data = datasets.get(size) or datasets.setdefault(size, load_data(plan, *size))
             clock = pipeline.Stopwatch()
+            teacher = _teacher(subject, data, teachers, store, config)
             with Heartbeat(store, plan, subject, seed, owner):
-                run = run_one(subject.spec, data, plan.epochs, {**config.training, "seed": seed}, device, protocol, clock)
-                figures = run_figures(run, subject, seed, plan, data, device, protocol, clock)
+                run = run_one(subject.spec, data, plan.epochs, {**config.training, "seed": seed}, device, protocol, clock,
+                              teacher=teacher)
+                figures = {**run_figures(run, subject, seed, plan, data, device, protocol, clock),
+                           "distilled_from": config.distill if teacher is not None else None}
             store.save_confirmation(plan.study, subject.name, plan.epochs, seed, figures, run.evaluation.tflite)
             ran += 1
             _release_memory()
@@ -398,6 +406,20 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _teacher(subject: Subject, data, teachers: list, store, config):
+    """The study's teacher for a subject the search distilled, as the search trained it; ``None``
+    when its targets do not fit these training images (another --data-limit or input size)."""
+    from search.teacher import teacher_of
+
+    if not subject.distilled:
+        return None
+    if not teachers:
+        teachers.append(teacher_of(config, store))
+    teacher = teachers[0]
+    fits = teacher is not None and teacher.targets.shape[:3] == data.train_masks.shape[:3]
+    return teacher if fits else None
 
 
 def main(job_path: str) -> int:
