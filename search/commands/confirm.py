@@ -29,7 +29,7 @@ def run(args):
     import os
     import sys
 
-    from search import confirm
+    from search import confirm, confirm_workers
     from search.retrain import study_config
     from studies.confirmed import format_confirmed, load_confirmed
     from studies.storage import load_study
@@ -44,6 +44,6 @@ def run(args):
           f"{plan.epochs} epochs x {len(plan.seeds)} seed(s) ({', '.join(map(str, plan.seeds))}), "
           f"{len(plan.runs)} runs; {data.describe()}", file=sys.stderr)
     print(f"test split: {confirm.test_split_note(plan, data)}", file=sys.stderr)
-    confirm.confirm(plan, args.workers, args.device_token or os.environ.get("NAS_LITE_DEVICE_TOKEN"))
+    confirm_workers.confirm(plan, args.workers, args.device_token or os.environ.get("NAS_LITE_DEVICE_TOKEN"))
     print(format_confirmed(load_confirmed(study)))
     return 0
