@@ -143,8 +143,10 @@ def _jsonable(measurement: dict[str, Any]) -> dict[str, Any]:
 def sidecar(
     study, point: TrialPoint, tflite: bytes, measurements: list[dict], *,
     version: str, rule: str | None = None, search_sha256: str | None = None, final: dict | None = None,
+    chosen=None,
 ) -> dict[str, Any]:
-    """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields)."""
+    """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields);
+    ``chosen``: the ``studies.confirmed.Confirmed`` a pick chose it by, if any (see :func:`figures_note`)."""
     from space import CandidateSpec
 
     spec = point.attrs.get("spec")
@@ -173,6 +175,7 @@ def sidecar(
         "measurements": [_jsonable(m) for m in measurements],
         "search_sha256": search_sha256 or digest,
         "final": final,
+        **figures_note(study, chosen),
     }
 
 
@@ -266,9 +269,8 @@ def export(
         tflite, final = retrain(CandidateSpec.from_dict(point.attrs["spec"]), point)
     description = sidecar(
         study, point, tflite, store.measurements(point.trial_id),
-        version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final,
+        version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final, chosen=chosen,
     )
-    description.update(figures_note(study, chosen))
     write_atomically(output, tflite)
     write_atomically(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
     return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick,
