@@ -53,6 +53,7 @@ def device_info() -> dict:
         "hostname": socket.gethostname(),
         "board": _board_model(),
         "cpu": _cpu_name(),
+        "cpu_features": cpu_features(),
         "machine": platform.machine(),
         "cores": os.cpu_count(),
         "memory_bytes": _memory_bytes(),
@@ -85,6 +86,21 @@ def _cpu_name() -> str:
     if "CPU part" in fields:  # ARM boards list a part number instead of a name
         return CPU_PARTS.get(fields["CPU part"], f"ARM part {fields['CPU part']}")
     return platform.processor() or platform.machine()
+
+
+RANKING_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+"""CPU features that change which models are fast (int8 dot products above all): a front measured
+on a CPU with VNNI or ARM's dot product ranks int8 models otherwise than one without."""
+
+
+def cpu_features() -> list[str]:
+    """The :data:`RANKING_FEATURES` this CPU has (/proc/cpuinfo ``flags`` on x86, ``Features`` on ARM)."""
+    fields = {}
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.split())
+    present = set(fields.get("flags", []) or fields.get("Features", []))
+    return [feature for feature in RANKING_FEATURES if feature in present]
 
 
 def _memory_bytes() -> int | None:

@@ -92,10 +92,12 @@ def _create_study(config: SearchConfig, storage) -> None:
 
 
 def _prepare_teacher(config: SearchConfig, data, reporter) -> None:
+    from search.native_log import native_stderr_to_log
     from search.teacher import prepare
     from studies.store import ResultStore
 
-    with ResultStore(config.storage) as store:
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"  # search --debug shows TensorFlow's chatter
+    with ResultStore(config.storage) as store, native_stderr_to_log(quiet and bool(config.distill), sys.stderr, "teacher"):
         prepare(config, data, store, reporter.note)
 
 

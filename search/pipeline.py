@@ -203,11 +203,15 @@ def measure(tflite: bytes, device, protocol, clock: Stopwatch) -> dict:
 
 
 def latency_figures(stats: dict, device_name: str, size_bytes: int) -> dict:
-    """The figures kept of a measurement (the names of the trial attributes)."""
+    """The figures kept of a measurement (the names of the trial attributes). ``latency_unsteady``:
+    its CV stayed above the protocol's target after every retry (the front treats such latencies
+    as the ties they are; status, the progress lines and the dashboard flag them)."""
+    target = (stats.get("protocol") or {}).get("max_cv")
     figures = {
         "latency_ms": stats["median_ms"], "latency_p10_ms": stats["p10_ms"], "latency_p90_ms": stats["p90_ms"],
         "latency_cv": stats["cv"], "latency_runs": stats.get("runs"), "device": device_name, "size_bytes": size_bytes,
         "peak_memory_bytes": stats.get("peak_activation_bytes"),
+        "latency_unsteady": bool(target is not None and stats["cv"] > target),
     }
     if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
         figures["xnnpack_error"] = stats["xnnpack_error"]
@@ -257,6 +261,7 @@ def store(results, record: tuple[int, str, int], evaluation: Evaluation, device,
     trial_id, study_name, number = record
     with clock.phase("store"):
         results.save_artifact(trial_id, study_name, number, evaluation.tflite)
-        results.save_measurement(trial_id, device.name, device.info(), jsonable(protocol), jsonable(evaluation.latency))
+        ran = evaluation.latency.get("protocol") or jsonable(protocol)  # what ran: threads capped at the device's cores
+        results.save_measurement(trial_id, device.name, device.info(), ran, jsonable(evaluation.latency))
         images, masks = data.val_images[:3], data.val_masks[:3]
         results.save_previews(trial_id, preview_pngs(images, masks, predict_tflite(evaluation.tflite, images)))

@@ -224,10 +224,13 @@ def trial_record(trial, objectives) -> dict:
         "seconds": (attrs.get("seconds") or {}).get("total"), "infeasible": attrs.get("infeasible"),
         "stopped_early": attrs.get("stopped_early"), "error": attrs.get("error"),
         "dice_ci95": attrs.get("dice_ci95"), "rung": attrs.get("rung"), "parent": attrs.get("parent"),
+        "latency_cv": attrs.get("latency_cv"), "latency_unsteady": attrs.get("latency_unsteady"),
     }
 
 
 def trial_line(trial, objectives) -> str:
+    from studies.metrics import plus_minus
+
     record = trial_record(trial, objectives)
     name = f"[{record['preset']}] " if record["preset"] else ""
     if record["rung"]:
@@ -239,22 +242,16 @@ def trial_line(trial, objectives) -> str:
         return f"{head}  stopped early: {record['stopped_early'] or ''}"
     figures = []
     if record["dice"] is not None:
-        figures.append(f"Dice {record['dice']:.3f}" + _plus_minus(record["dice_ci95"]))
+        figures.append(f"Dice {record['dice']:.3f}" + plus_minus(record["dice_ci95"]))
     if record["latency_ms"] is not None:
-        figures.append(f"{record['latency_ms']:.2f} ms")
+        unsteady = f" (unsteady: CV {record['latency_cv']:.0%})" if record["latency_unsteady"] else ""
+        figures.append(f"{record['latency_ms']:.2f} ms{unsteady}")
     if record["size_kb"] is not None:
         figures.append(f"{record['size_kb']:.0f} KB")
     if record["seconds"] is not None:
         figures.append(f"{record['seconds']:.0f} s")
     tail = f"  infeasible: {record['infeasible']}" if record["infeasible"] else ""
     return f"{head}  " + "  ".join(figures) + tail
-
-
-def _plus_minus(interval) -> str:
-    """``±0.031``: half the 95% interval (nothing for trials that recorded none)."""
-    if not (isinstance(interval, list) and len(interval) == 2):
-        return ""
-    return f"±{(interval[1] - interval[0]) / 2:.3f}"
 
 
 def preset_lines(study, objectives) -> list[str]:

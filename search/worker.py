@@ -40,6 +40,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     _limit_threads(config.workers)
     study = _load_study(config, index)
     context = _context(config, data_path)
+    _record_devices(study, context.device)
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study)
         trial_id = claim_promotion(study, config) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
@@ -54,6 +55,16 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
             idle_since = _run_trial(study, optuna.Trial(study, trial_id), context, evaluate, idle_since)
         except optuna.exceptions.UpdateFinishedTrialError:
             traceback.print_exc()  # another worker found its heartbeat stale, failed it and queued a retry: drop it
+
+
+def _record_devices(study, device) -> None:
+    """What ``search status`` says of the device(s) that time this study's trials (a pool: each board)."""
+    from studies.status import DEVICE_PREFIX
+
+    for board in getattr(device, "devices", [device]):
+        info = board.info()
+        keep = {key: info.get(key) for key in ("cpu", "cpu_features", "cores", "machine", "board", "runtime")}
+        study.set_user_attr(DEVICE_PREFIX + board.name, keep)
 
 
 def _run_trial(study, trial, context, evaluate, idle_since: float) -> float:

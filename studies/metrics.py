@@ -95,3 +95,10 @@ def state_counts(trials) -> dict[str, int]:
     for trial in trials:
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
+
+
+def plus_minus(interval) -> str:
+    """``±0.031``: half a 95% interval such as ``dice_ci95`` (nothing for trials that recorded none)."""
+    if not (isinstance(interval, (list, tuple)) and len(interval) == 2 and all(finite(v) is not None for v in interval)):
+        return ""
+    return f"±{(interval[1] - interval[0]) / 2:.3f}"

@@ -19,7 +19,7 @@ from typing import Any
 from studies import pareto
 from studies.confirmed import format_confirmed, load_confirmed
 from studies.front import TrialPoint, front, objective_names, study_limits, study_points
-from studies.metrics import FORMATS, METRICS, format_value, state_counts
+from studies.metrics import FORMATS, METRICS, format_value, plus_minus, state_counts
 from studies.storage import StudyInfo, storage_url
 
 STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -45,6 +45,7 @@ class StudyStatus:
     stage_seconds: dict[str, float]
     overhead_seconds: float
     between_seconds: float = 0.0
+    devices: dict = dataclasses.field(default_factory=dict)  # name -> what the worker recorded of it
     confirmed: list = dataclasses.field(default_factory=list)  # studies.confirmed.Confirmed, 'search confirm'
 
     @property
@@ -78,6 +79,7 @@ class StudyStatus:
             "overhead_seconds": self.overhead_seconds,
             "between_seconds": self.between_seconds,
             "overhead_fraction": self.overhead_fraction,
+            "devices": dict(self.devices),
             "confirmed": [c.to_dict() for c in self.confirmed],
         }
 
@@ -86,6 +88,8 @@ def _front_row(point: TrialPoint) -> dict[str, Any]:
     return {
         "number": point.number, "trial_id": point.trial_id, "summary": point.summary, "quant": point.quant,
         "preset": point.preset, **{m: point.values.get(m) for m in METRICS},
+        "dice_ci95": point.attrs.get("dice_ci95"), "test_dice": point.attrs.get("test_dice"),
+        "latency_cv": point.attrs.get("latency_cv"), "latency_unsteady": bool(point.attrs.get("latency_unsteady")),
     }
 
 
@@ -120,6 +124,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         stage_seconds=stage,
         overhead_seconds=overhead,
         between_seconds=sum(float(t.user_attrs.get("seconds_before") or 0.0) for t in trials),
+        devices=study_devices(study),
         confirmed=load_confirmed(study),
     )
 
@@ -164,13 +169,38 @@ def _states_line(states: dict[str, int], infeasible: int) -> str:
     return ", ".join(parts) if parts else "none yet"
 
 
+DEVICE_PREFIX = "device:"  # study user attributes search.worker writes, one per device that timed trials
+
+
+def study_devices(study) -> dict[str, dict]:
+    return {key.removeprefix(DEVICE_PREFIX): value for key, value in study.user_attrs.items()
+            if key.startswith(DEVICE_PREFIX) and isinstance(value, dict)}
+
+
+def device_line(name: str, info: dict) -> str:
+    """``measured on local: AMD EPYC 7B13, 2 cores, x86_64; int8-relevant features: avx2`` (and why
+    a local front is not a Pi's)."""
+    features = ", ".join(info.get("cpu_features") or []) or "none of avx512_vnni, avx_vnni, asimddp, i8mm"
+    text = (f"measured on {name}: {info.get('cpu', '?')}, {info.get('cores', '?')} cores, {info.get('machine', '?')}; "
+            f"int8-relevant features: {features}")
+    if name.startswith("local"):
+        text += " (this machine: its ranking of int8 and float models need not be a Pi's)"
+    return text
+
+
 def format_front(members: list[TrialPoint]) -> str:
     """The front as a table: trial, summary, quant, dice, latency ms, size KB."""
     width = max([len("summary")] + [len(_summary(p)) for p in members])
-    lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>6} {'latency ms':>11} {'size KB':>9}"]
+    lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>12} {'latency ms':>11} {'size KB':>9}"]
     for p in members:
         dice, latency, size = (_fmt(p.values.get(m), FORMATS[m]) for m in ("dice", "latency_ms", "size_kb"))
-        lines.append(f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {dice:>6} {latency:>11} {size:>9}")
+        dice += plus_minus(p.attrs.get("dice_ci95"))
+        latency = ("~" if p.attrs.get("latency_unsteady") else "") + latency
+        lines.append(f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {dice:>12} {latency:>11} {size:>9}")
+    unsteady = sum(bool(p.attrs.get("latency_unsteady")) for p in members)
+    if unsteady:
+        lines.append(f"~ {unsteady} latency(ies) stayed above the CV target after every retry: ties within their spread "
+                     "(time on a quiet device: see README, 'Latency on this machine is not a Pi's')")
     return "\n".join(lines)
 
 
@@ -196,6 +226,7 @@ def format_status(status: StudyStatus) -> str:
         lines.append(format_front(status.front))
     else:
         lines.append("Pareto front: empty (no complete feasible trial yet)")
+    lines += [device_line(name, info) for name, info in sorted(status.devices.items())]
     lines.append(_time_line(status))
     if status.confirmed:
         lines.append(format_confirmed(status.confirmed, status.objectives))

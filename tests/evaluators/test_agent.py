@@ -29,6 +29,9 @@ def test_info_describes_the_machine(agent):
     for key in ("board", "cpu", "cores", "memory_bytes", "runtime", "temperature_c", "throttled", "python", "hostname"):
         assert key in info
     assert info["max_body_bytes"] == 1024 * 1024 and info["busy"] is False
+    flags = open("/proc/cpuinfo").read()
+    assert info["cpu_features"] == [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sve")
+                                    if f" {f}" in flags.replace("\n", " ")]
 
 
 def test_benchmark_through_the_agent(agent):

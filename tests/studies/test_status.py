@@ -85,3 +85,22 @@ def test_every_reader_takes_the_default_study_by_one_rule_and_says_so(tmp_path):
     for name in ("a", "b"):
         make_study(only_named, name, [(0.8, 10.0, 100.0)])
     assert latest_study(list_studies(only_named)).name == "b"  # no default-named study: the most recently active
+
+
+def test_status_shows_dice_intervals_flags_unsteady_latencies_and_names_the_device(tmp_path):
+    import optuna
+
+    from tests.studies.helpers import attrs
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(storage=url, study_name="s", directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["dice", "latency_ms", "size_kb"])
+    for values, extra in (((0.8, 10.0, 100.0), {"dice_ci95": [0.75, 0.85]}), ((0.6, 2.0, 50.0), {"latency_unsteady": True})):
+        study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={**attrs(*values), **extra}))
+    study.set_user_attr("device:local", {"cpu": "Some CPU", "cpu_features": ["avx2"], "cores": 2, "machine": "x86_64"})
+    result = status.study_status(study)
+    text = status.format_status(result)
+    assert "0.800±0.050" in text and "~2.0" in text
+    assert "1 latency(ies) stayed above the CV target" in text
+    assert "measured on local: Some CPU, 2 cores, x86_64; int8-relevant features: avx2 (this machine" in text
+    assert result.to_dict()["front"][1]["latency_unsteady"] is True and result.to_dict()["devices"]["local"]["cores"] == 2
