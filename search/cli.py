@@ -17,7 +17,7 @@ import textwrap
 from search import __version__
 
 COMMANDS = ("space", "presets", "start", "status", "studies", "compare", "prune", "bench", "agent", "dashboard", "report", "export",
-            "predict", "data", "device")
+            "confirm", "predict", "data", "device")
 TOP_LEVEL = ("--debug", "--version")  # the options of ``search`` itself, before the command
 INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
                 PermissionError)

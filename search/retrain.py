@@ -4,8 +4,8 @@
 :func:`studies.export.export` calls (``studies`` never imports ``evaluators``; this module does).
 It reloads the study's data (or ``--data``) at the spec's input size, trains the spec for
 ``epochs`` on ALL of it, converts with the spec's own quant settings (calibrating on the same
-images), then measures Dice on the TFLite model and latency on the study's device again: the
-steps of a search trial (:mod:`search.pipeline`), with the same latency protocol.
+images), then measures Dice on the TFLite model and latency on the study's device again: one
+confirming run (:func:`search.confirm.run_one`, a search trial's steps), with the same latency protocol.
 
 All the data means the search's train and validation splits together: the exported model should
 learn from every labelled image. The Dice and IoU in ``final`` are therefore computed on the
@@ -25,6 +25,7 @@ from typing import Any
 
 from search import pipeline
 from search.config import SearchConfig
+from search.confirm import run_one
 from search.native_log import native_stderr_to_log
 
 
@@ -83,6 +84,7 @@ def make_retrain(
         dataset = load_dataset(
             source, spec.input_size, spec.input_channels, seed=config.seed,
             synthetic_count=config.synthetic_count, limit=limit,
+            val_fraction=config.val_fraction, test_fraction=config.test_fraction if source == config.data else 0.0,
         )
         for note in dataset.warnings:
             say(f"warning: {note}")
@@ -120,13 +122,18 @@ def retrain_spec(spec, dataset, everything, epochs, config, device, protocol, sa
         say(f"epoch {epoch}/{epochs}: validation Dice {val_dice:.3f} (seen in training), "
             f"{pipeline.duration(elapsed)} elapsed, ETA {pipeline.duration(eta)}")
 
-    trained = pipeline.train(spec, everything, epochs, config.training, clock, progress)
-    say(f"converting ({spec.quant.mode}), scoring, then measuring latency on {device.name} ({protocol.threads} thread(s))")
-    evaluation = pipeline.finish(spec, trained, everything, device, protocol, clock)
+    say(f"training, then converting ({spec.quant.mode}), scoring and measuring latency on {device.name} "
+        f"({protocol.threads} thread(s))")
+    run = run_one(spec, everything, epochs, config.training, device, protocol, clock, progress)
+    trained, evaluation = run.trained, run.evaluation
     figures = evaluation.figures
     say(f"TFLite Dice {figures['dice']:.3f} (float {figures['float_dice']:.3f}) on the validation split (seen in training)")
     say(f"latency {figures['latency_ms']:.2f} ms (p90 {figures['latency_p90_ms']:.2f}), size {len(evaluation.tflite) / 1024:.1f} KB")
-    return evaluation.tflite, pipeline.jsonable(_final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock))
+    final = _final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock)
+    if run.has_test:  # the study's held-out test split: never trained on, so a held-out figure
+        final["test_images"] = len(everything.test_images)
+        say(f"TFLite Dice {figures['test_dice']:.3f} on the held-out test split ({len(everything.test_images)} images)")
+    return evaluation.tflite, pipeline.jsonable(final)
 
 
 def _final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock) -> dict:

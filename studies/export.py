@@ -10,6 +10,10 @@ and output tensors' dtype and quantization (read from the model with LiteRT), th
 the device they were measured on and every stored measurement, the study and trial ids, the
 SHA-256 and the nas-lite version.
 
+With ``--pick``, a study with confirmed trials (``search confirm``) is picked among those, by their
+mean figures over seeds (:mod:`studies.confirmed`), and the file is the best seed's confirmed model;
+the sidecar's ``figures`` says which figures chose it and which model it is.
+
 Retraining before export needs ``evaluators``, which ``studies`` never imports: the caller passes a
 ``retrain(spec, point) -> (tflite_bytes, final_metrics)`` function instead (the hook for
 ``search export --retrain-epochs``); the sidecar then keeps the search-time and the final figures.
@@ -50,6 +54,7 @@ class Exported:
     sha256: str
     point: TrialPoint
     rule: str | None
+    confirmed: Any = None  # the studies.confirmed.Confirmed the pick chose by, if any
 
 
 # -- choosing the trial --------------------------------------------------------------------------
@@ -138,8 +143,10 @@ def _jsonable(measurement: dict[str, Any]) -> dict[str, Any]:
 def sidecar(
     study, point: TrialPoint, tflite: bytes, measurements: list[dict], *,
     version: str, rule: str | None = None, search_sha256: str | None = None, final: dict | None = None,
+    chosen=None,
 ) -> dict[str, Any]:
-    """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields)."""
+    """The sidecar of ``tflite``, the model of ``point`` (see the module docstring for the fields);
+    ``chosen``: the ``studies.confirmed.Confirmed`` a pick chose it by, if any (see :func:`figures_note`)."""
     from space import CandidateSpec
 
     spec = point.attrs.get("spec")
@@ -168,6 +175,7 @@ def sidecar(
         "measurements": [_jsonable(m) for m in measurements],
         "search_sha256": search_sha256 or digest,
         "final": final,
+        **figures_note(study, chosen),
     }
 
 
@@ -247,8 +255,11 @@ def export(
     ``LookupError`` unless ``retrain`` makes its model again.
     """
     output = check_output(output)
-    point = select(study, trial=trial, pick=pick)
-    tflite, stored_sha = stored_artifact(study, store, point, missing_ok=retrain is not None)
+    chosen = pick_confirmed(study, store, pick) if pick is not None else None
+    point = select(study, trial=chosen.number if chosen else trial, pick=None if chosen else pick)
+    tflite, stored_sha = stored_artifact(study, store, point, missing_ok=retrain is not None or chosen is not None)
+    if chosen is not None:
+        tflite = store.confirmation_model(study.study_name, chosen.subject, chosen.epochs, chosen.best_seed)
     final = None
     if retrain is not None:
         from space import CandidateSpec
@@ -258,8 +269,39 @@ def export(
         tflite, final = retrain(CandidateSpec.from_dict(point.attrs["spec"]), point)
     description = sidecar(
         study, point, tflite, store.measurements(point.trial_id),
-        version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final,
+        version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final, chosen=chosen,
     )
     write_atomically(output, tflite)
     write_atomically(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
-    return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick)
+    return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick,
+                    confirmed=chosen)
+
+
+def pick_confirmed(study, store, pick: str):
+    """The confirmed trial ``pick`` chooses among the confirmed figures (means over seeds, see
+    :mod:`studies.confirmed`), or ``None`` when no trial of the study is confirmed."""
+    from studies.confirmed import confirmed
+
+    rule = pareto.parse_rule(pick)
+    trials = [c for c in confirmed(study, store.confirmations(study.study_name))
+              if c.number is not None and c.search is not None and c.search.complete]
+    if not trials:
+        return None
+    by_number = {c.number: c for c in trials}
+    return by_number[pareto.pick([c.point for c in trials], rule).number]
+
+
+def figures_note(study, chosen) -> dict[str, Any]:
+    """The sidecar's ``figures`` (which figures chose the model and which model this is) and, for a
+    confirmed pick, ``confirmed`` (means, spreads and each seed's figures)."""
+    if chosen is None:
+        config = study.user_attrs.get("config") or {}
+        return {"figures": {"source": "search", "epochs": config.get("epochs"), "seeds": [config.get("seed", 0)],
+                            "dice": "validation Dice of one training", "model": "the search's stored model"}}
+    return {
+        "figures": {"source": "confirmed", "epochs": chosen.epochs, "seeds": list(chosen.seeds), "best_seed": chosen.best_seed,
+                    "dice": f"mean {chosen.dice_split} Dice over the seeds",
+                    "model": f"the confirmed model of seed {chosen.best_seed} (the highest validation Dice)",
+                    "among": "the confirmed trials of the study ('search confirm'); metrics holds the search-time figures"},
+        "confirmed": chosen.to_dict(),
+    }

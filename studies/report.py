@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from studies import figures, pages, views
+from studies.confirmed_figures import study_confirmed_figures
 from studies.files import write_atomically
 from studies.storage.urls import DEFAULT_URL
 
@@ -31,7 +32,7 @@ def build_report(study, source: str = "") -> str:
     page = {
         "kind": "report", "study": study.study_name, "trial_path": None, "poll": None, "color_by": "kind",
         "sort": {"key": "dice", "dir": -1},
-        "figure_sets": {color: figures.study_figures(info, color) for color in figures.COLOR_BY},
+        "figure_sets": {color: {**figures.study_figures(info, color), **study_confirmed_figures(study)} for color in figures.COLOR_BY},
         "columns": [list(column) for column in views.COLUMNS], "rows": rows,
         "summary": views.study_summary(study, info),
         "recommended": views.recommended(info, source or DEFAULT_URL),

@@ -2,7 +2,8 @@
 
 :func:`study_status` computes a :class:`StudyStatus`; :func:`format_status` and
 :func:`format_studies` render text for ``search status`` and ``search studies``
-(``StudyStatus.to_dict`` is the ``--json`` form).
+(``StudyStatus.to_dict`` is the ``--json`` form). A study with confirmed trials (``search confirm``)
+gets a ``confirmed`` table too (:func:`studies.confirmed.format_confirmed`).
 
 Overhead is what a trial spends outside training, conversion and latency measurement (from each
 trial's ``seconds`` attribute, ``total - train - convert - latency``) plus what its worker spent
@@ -16,6 +17,7 @@ import datetime
 from typing import Any
 
 from studies import pareto
+from studies.confirmed import format_confirmed, load_confirmed
 from studies.front import TrialPoint, front, objective_names, study_limits, study_points
 from studies.metrics import FORMATS, METRICS, format_value, plus_minus, state_counts
 from studies.storage import StudyInfo, storage_url
@@ -46,6 +48,7 @@ class StudyStatus:
     devices: dict = dataclasses.field(default_factory=dict)  # name -> what the worker recorded of it
     drift: dict = dataclasses.field(default_factory=dict)  # device -> drift events (search.drift)
     retimed: dict = dataclasses.field(default_factory=dict)  # device -> {trial number: median ms timed again}
+    confirmed: list = dataclasses.field(default_factory=list)  # studies.confirmed.Confirmed, 'search confirm'
 
     @property
     def n_trials(self) -> int:
@@ -81,6 +84,7 @@ class StudyStatus:
             "devices": dict(self.devices),
             "drift": dict(self.drift),
             "retimed": dict(self.retimed),
+            "confirmed": [c.to_dict() for c in self.confirmed],
         }
 
 
@@ -127,6 +131,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         devices=study_devices(study),
         drift=_prefixed(study, "drift:"),
         retimed=_prefixed(study, "retimed:"),
+        confirmed=load_confirmed(study),
     )
 
 
@@ -245,6 +250,8 @@ def format_status(status: StudyStatus) -> str:
     lines += [device_line(name, info) for name, info in sorted(status.devices.items())]
     lines += drift_lines(status.drift, status.retimed)
     lines.append(_time_line(status))
+    if status.confirmed:
+        lines.append(format_confirmed(status.confirmed, status.objectives))
     return "\n".join(lines)
 
 

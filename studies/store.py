@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from studies import records, storage
 
 T = TypeVar("T")
+CLAIM, BEAT = "claimed_by", "heartbeat"  # the figures of a confirming run under way (see claim_confirmation)
 
 
 class ResultStore:
@@ -234,12 +235,47 @@ class ResultStore:
         rows = self._run(lambda s: s.execute(
             sqlalchemy.select(*columns).where(row.study_name == study_name).order_by(row.subject, row.epochs, row.seed)
         ).all())
-        return [dict(r._mapping) for r in rows]
+        return [dict(r._mapping) for r in rows if CLAIM not in r.figures]  # a claim is work under way, not a result
 
     def confirmation_model(self, study_name: str, subject: str, epochs: int, seed: int) -> bytes | None:
         row = records.Confirmation
         return self._run(lambda s: s.scalar(sqlalchemy.select(row.tflite).where(
-            row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed)))
+            row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed))) or None
+
+    def claim_confirmation(self, study_name: str, subject: str, epochs: int, seed: int, owner: str, is_stale) -> bool:
+        """Claim one confirming run for ``owner``: True when it was free (no row), or claimed by an
+        owner that ``is_stale(claim_figures)`` says is gone. A finished run is never claimed.
+
+        A claim is a row whose figures hold ``CLAIM`` (the owner) and ``BEAT`` (its last heartbeat,
+        seconds since the epoch) and whose model is empty; :meth:`save_confirmation` replaces it."""
+        import time
+
+        row = records.Confirmation
+        where = (row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed)
+
+        def work(session: Session) -> bool:
+            figures = session.scalar(sqlalchemy.select(row.figures).where(*where))
+            if figures is not None and (CLAIM not in figures or not is_stale(figures)):
+                return False
+            session.execute(sqlalchemy.delete(row).where(*where))
+            session.add(row(study_name=study_name, subject=subject, epochs=epochs, seed=seed,
+                            figures={CLAIM: owner, BEAT: time.time()}, tflite=b""))
+            return True
+
+        try:
+            return self._run(work)
+        except sqlalchemy.exc.IntegrityError:
+            return False  # another process claimed it in the same instant
+
+    def beat_confirmation(self, study_name: str, subject: str, epochs: int, seed: int, owner: str) -> None:
+        """Renew ``owner``'s claim on a run (see :meth:`claim_confirmation`)."""
+        import time
+
+        row = records.Confirmation
+        self._run(lambda s: s.execute(sqlalchemy.update(row).where(
+            row.study_name == study_name, row.subject == subject, row.epochs == epochs, row.seed == seed,
+            sqlalchemy.func.length(row.tflite) == 0,
+        ).values(figures={CLAIM: owner, BEAT: time.time()})))
 
     # -- teachers ---------------------------------------------------------------------------------
     def save_teacher(self, study_name: str, source: str, targets: bytes, figures: dict) -> None:

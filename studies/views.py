@@ -11,6 +11,7 @@ import shlex
 from typing import Any
 
 from studies import figures
+from studies.confirmed_figures import study_confirmed_figures
 from studies.metrics import size_kb, state_counts
 
 COLUMNS = (
@@ -145,7 +146,7 @@ def study_payload(study, storage: str, color_by: str = "kind") -> dict[str, Any]
         "version": study_version(study),
         "color_by": color_by,
         "summary": study_summary(study, info),
-        "figures": figures.study_figures(info, color_by),
+        "figures": {**figures.study_figures(info, color_by), **study_confirmed_figures(study)},
         "columns": [list(column) for column in COLUMNS],
         "rows": trial_rows(study, info),
         "recommended": recommended(info, storage),

@@ -2,6 +2,8 @@
 
 Choose the trial by number (--trial N) or by a rule (--pick): knee, max-dice, min-latency,
 min-size, or conditions and one goal such as "dice>=0.8,min:latency" or "latency<=20,max:dice".
+When the study has confirmed trials ('search confirm'), --pick chooses among their mean figures over
+seeds and writes the best seed's confirmed model; the sidecar's "figures" says which figures it carries.
 
 With --retrain-epochs E the trial's spec is trained again for E epochs on all the data (the
 study's, or --data), converted with the same quant settings and measured again (Dice, latency on
@@ -52,6 +54,11 @@ def run(args):
     values = ", ".join(format_value(m, done.point.values.get(m)) for m in ("dice", "latency_ms", "size_kb"))
     how = f" (pick {done.rule})" if done.rule else ""
     print(f"exported trial {done.point.number}{how} of study {study.study_name}: {done.point.summary}; {values}")
+    if done.confirmed is not None:
+        chosen = done.confirmed
+        print(f"  picked among confirmed figures: mean {chosen.dice_split} Dice {chosen.mean(chosen.dice_key):.3f} "
+              f"± {chosen.std(chosen.dice_key):.3f} over {len(chosen.seeds)} seed(s) at {chosen.epochs} epochs; "
+              f"the model of seed {chosen.best_seed}")
     if args.retrain_epochs is not None:
         final = json.loads(done.sidecar.read_text())["final"]
         values = ", ".join(format_value(m, final.get(m)) for m in ("dice", "latency_ms", "size_kb"))

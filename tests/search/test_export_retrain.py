@@ -63,7 +63,7 @@ def test_retrained_export_keeps_search_and_final_figures(tiny_search, tmp_path):
         assert {"dice", "iou", "float_dice", "latency_ms", "latency_p90_ms", "size_kb", "device"} <= set(figures)
         assert 0.0 <= figures["dice"] <= 1.0 and figures["latency_ms"] > 0
     assert final["retrained"] is True and final["epochs"] == 1 and final["epochs_run"] == 1
-    assert final["train_images"] == 40  # --data-limit 40: train and validation splits together
+    assert final["train_images"] == 32  # --data-limit 40: train and validation splits together; the 8 test images stay out
     assert final["dice_held_out"] is False and "not a held-out" in final["dice_note"]
     assert final["size_bytes"] == len(written) and final["device"] == "local"
     assert final["protocol"]["threads"] == 1  # the study's --threads
