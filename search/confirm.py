@@ -34,6 +34,7 @@ import time
 
 from search import pipeline
 from search.config import SearchConfig
+from studies.metrics import size_kb
 
 REFERENCE = "unet"  # the preset every confirmation is compared with
 DEFAULT_TEST_FRACTION = 0.2
@@ -199,7 +200,7 @@ def run_one(spec, data, epochs: int, training: dict, device, protocol, clock, pr
 def run_figures(run: Run, subject: Subject, seed: int, plan: Plan, data, device, protocol, clock) -> dict:
     """What the store keeps of one confirming run."""
     figures = {
-        **run.evaluation.figures, "size_kb": len(run.evaluation.tflite) / 1024,
+        **run.evaluation.figures, "size_kb": size_kb(len(run.evaluation.tflite)),
         "summary": subject.spec.summary, "spec": subject.spec.to_dict(), "seed": seed, "epochs": plan.epochs,
         "epochs_run": run.trained.history.epochs, "data": data.name, "train_images": len(data.train_images),
         "val_images": len(data.val_images), "test_images": len(data.test_images), "test_split": test_split_note(plan, data),

@@ -32,6 +32,7 @@ import functools
 import math
 import time
 from contextlib import contextmanager
+from studies.metrics import size_kb
 
 SEARCH_MIN_SECONDS = 0.5  # of timing per model: every trial is timed, so half the benchmark default
 
@@ -128,7 +129,7 @@ class Untrained:
 
     @property
     def size_kb(self) -> float:
-        return len(self.tflite) / 1024
+        return size_kb(len(self.tflite))
 
     @functools.cached_property
     def latency_ms(self) -> float:
@@ -237,7 +238,7 @@ class Evaluation:
     @property
     def values(self) -> dict[str, float]:
         """The objectives by name."""
-        return {"dice": self.figures["dice"], "latency_ms": self.figures["latency_ms"], "size_kb": len(self.tflite) / 1024}
+        return {"dice": self.figures["dice"], "latency_ms": self.figures["latency_ms"], "size_kb": size_kb(len(self.tflite))}
 
 
 def finish(spec, trained: Trained, data, device, protocol, clock: Stopwatch) -> Evaluation:

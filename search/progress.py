@@ -50,10 +50,10 @@ class Reporter:
         self._refresh(trials)
 
     def end(self, study) -> None:
+        from studies.metrics import state_counts
+
         trials = study.get_trials(deepcopy=False)
-        states: dict[str, int] = {}
-        for trial in trials:
-            states[trial.state.name.lower()] = states.get(trial.state.name.lower(), 0) + 1
+        states = {state.lower(): count for state, count in state_counts(trials).items()}
         self._finish(study, states, front(trials, self.objectives))
 
     def note(self, text: str) -> None:

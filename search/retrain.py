@@ -27,6 +27,7 @@ from search import pipeline
 from search.config import SearchConfig
 from search.confirm import run_one
 from search.native_log import native_stderr_to_log
+from studies.metrics import size_kb
 
 
 def study_config(study) -> SearchConfig:
@@ -128,7 +129,7 @@ def retrain_spec(spec, dataset, everything, epochs, config, device, protocol, sa
     trained, evaluation = run.trained, run.evaluation
     figures = evaluation.figures
     say(f"TFLite Dice {figures['dice']:.3f} (float {figures['float_dice']:.3f}) on the validation split (seen in training)")
-    say(f"latency {figures['latency_ms']:.2f} ms (p90 {figures['latency_p90_ms']:.2f}), size {len(evaluation.tflite) / 1024:.1f} KB")
+    say(f"latency {figures['latency_ms']:.2f} ms (p90 {figures['latency_p90_ms']:.2f}), size {size_kb(len(evaluation.tflite)):.1f} KB")
     final = _final(evaluation, trained, dataset, everything, epochs, config, device, protocol, clock)
     if run.has_test:  # the study's held-out test split: never trained on, so a held-out figure
         final["test_images"] = len(everything.test_images)
@@ -154,7 +155,7 @@ def _final(evaluation, trained, dataset, everything, epochs, config, device, pro
         "lr_schedule": config.lr_schedule,
         "seed": config.seed,
         **evaluation.figures,
-        "size_kb": len(evaluation.tflite) / 1024,
+        "size_kb": size_kb(len(evaluation.tflite)),
         "device_info": device.info(),
         "protocol": protocol.to_dict(),
         "latency_stats": {k: v for k, v in evaluation.latency.items() if k != "samples_ms"},

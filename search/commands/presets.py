@@ -43,6 +43,7 @@ def _table(names, specs, modes, err):
     from space.convert import to_tflite
     from space.model import build, static_costs
     from space.quant import quant_choice
+    from studies.metrics import size_kb
 
     shape = (4, specs[0].input_size, specs[0].input_size, specs[0].input_channels)
     calibration = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
@@ -50,5 +51,5 @@ def _table(names, specs, modes, err):
     for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=err, leave=False):
         model = build(spec)
         costs = static_costs(model)
-        sizes = [len(to_tflite(model, mode, calibration)) / 1024 for mode in modes]
+        sizes = [size_kb(len(to_tflite(model, mode, calibration))) for mode in modes]
         tqdm.write(f"{name:<14} {costs.params:>10,} {costs.macs / 1e6:>9.1f}  " + "  ".join(f"{s:>12.1f}" for s in sizes))

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from studies.metrics import state_counts
 from studies.names import default_name_date
 from studies.storage.rdb import open_storage, storage_url
 
@@ -50,9 +51,7 @@ def list_studies(storage: "str | optuna.storages.BaseStorage") -> list[StudyInfo
 
 def _info(storage, study) -> StudyInfo:
     trials = storage.get_all_trials(study._study_id, deepcopy=False)
-    states: dict[str, int] = {}
-    for trial in trials:
-        states[trial.state.name] = states.get(trial.state.name, 0) + 1
+    states = state_counts(trials)
     times = [t for trial in trials for t in (trial.datetime_start, trial.datetime_complete) if t]
     names = study.system_attrs.get("study:metric_names")
     return StudyInfo(
