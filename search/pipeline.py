@@ -32,6 +32,7 @@ import functools
 import math
 import time
 from contextlib import contextmanager
+
 from studies.metrics import size_kb
 
 SEARCH_MIN_SECONDS = 0.5  # of timing per model: every trial is timed, so half the benchmark default
