@@ -39,6 +39,7 @@ def targets() -> dict[str, list[str]]:
         "/api/trial": ["?study=demo&number=0", "?study=demo&number=99"],
         "/api/compare": [f"?a=demo&b={name}", "?a=demo&b=demo&version=x"],
         "/artifact": ["?study=demo&number=0", "?study=demo&number=1"],
+        "/sidecar": ["?study=demo&number=0", "?study=demo&number=99"],
         "/preview": ["?study=demo&number=0&index=0&image=input", "?study=demo&number=0&index=1&image=prediction",
                      "?study=demo&number=0&index=0&image=../../studies.db"],
         "/static/plotly.min.js": [""],
