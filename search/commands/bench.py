@@ -53,8 +53,14 @@ def run(args):
         raise FileNotFoundError(f"{args.model}: no such file; pass a .tflite model")
     protocol = Protocol(warmup=args.warmup, runs=args.runs, min_seconds=args.min_seconds, clock=args.clock,
                         threads=args.threads or (1 if args.clock == "cpu" else 4))
-    result = device_from(args).measure(args.model.read_bytes(), protocol)
-    print(json.dumps(result, indent=2) if args.json else format_result(args.model.name, result))
+    device = device_from(args)
+    result = device.measure(args.model.read_bytes(), protocol)
+    if args.json:
+        print(json.dumps({**result, "device_info": device.info()}, indent=2))
+        return
+    from studies.status import device_line
+
+    print(format_result(args.model.name, result) + "\n" + device_line(result["device"], device.info()))
 
 
 def format_result(model_name: str, result: dict) -> str:

@@ -24,6 +24,8 @@ def test_bench_prints_statistics(cli, model_file):
     assert "unet.tflite on local" in done.stdout
     for word in ("median", "p10", "p90", "cv", "XNNPACK", "CONV_2D x15", "outside   none", "peak activations"):
         assert word in done.stdout
+    cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    assert f"measured on local: {cpu}" in done.stdout and "int8-relevant features" in done.stdout
 
 
 def test_bench_warns_when_xnnpack_refuses_the_model(cli):
@@ -40,6 +42,7 @@ def test_bench_json_on_an_agent(cli, model_file):
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["device"] == url and result["runs"] == 5 and result["threads"] == 1
+    assert "cpu_features" in result["device_info"]
 
 
 def test_bench_errors_are_one_line(cli, model_file, tmp_path):
