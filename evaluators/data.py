@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MAX_SIDE = 8192  # 8192x8192 RGB is 768 MiB as float32: an image beyond is refused before it is decoded
 SYNTHETIC = "synthetic"
 
 
@@ -188,15 +189,27 @@ def _open(path):
 
     try:
         with Image.open(path) as image:
+            _check_pixels(path, image.size)
             image.load()
             if image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB")
             array = np.asarray(image)
+    except Image.DecompressionBombError:  # PIL's own limit, from the header, before nas-lite's check
+        raise DatasetError(f"{path}: too many pixels to read; {TOO_LARGE}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"{path}: cannot read this image ({error}); replace or remove the file") from None
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DatasetError(f"{path}: holds NaN or infinite pixel values, which would make the loss NaN; replace or remove the file")
     return array
+
+
+TOO_LARGE = f"nas-lite reads images up to {MAX_SIDE}x{MAX_SIDE} pixels: downscale it (it is resized to the model's input anyway)"
+
+
+def _check_pixels(path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_SIDE * MAX_SIDE:
+        raise DatasetError(f"{path}: {width}x{height} pixels; {TOO_LARGE}")
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:

@@ -41,3 +41,80 @@ def test_names_with_escape_sequences_are_printed_escaped(tmp_path, database):
             assert control not in result.stdout + result.stderr, (args, result.stdout, result.stderr)
         assert result.returncode == (2 if args[-1].endswith("x") else 0), result.stderr
         assert "evil\\x1b[2J" in result.stdout + result.stderr
+
+
+# -- 9: exit status 2 and a clear line -------------------------------------------------------------------
+def png_header(path, width: int, height: int) -> None:
+    """A PNG that declares ``width`` x ``height`` RGB pixels and holds almost none: readers must refuse
+    it from its header, before they decode (14000x14000 would be 2.2 GiB as float32)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def small_folder(root, count=4):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "masks").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / "images" / f"x{index}.png")
+        Image.fromarray((rng.uniform(size=(40, 40)) > 0.5).astype(np.uint8) * 255).save(root / "masks" / f"x{index}.png")
+    return root
+
+
+@pytest.mark.parametrize("side, text", [(14000, "too many pixels to read"), (9000, "9000x9000 pixels")])
+def test_an_image_beyond_the_pixel_limit_is_refused_from_its_header(tmp_path, database, side, text):
+    path, url = database
+    data = small_folder(tmp_path / "data")
+    png_header(data / "images" / "x0.png", side, side)
+    before = rows_digest(path)
+    result = run_cli("start", "--budget", "1", "--study", "new", "--storage", url, "--data", data, "--no-presets", cwd=tmp_path)
+    assert_error(result, 2, "x0.png", text, "up to 8192x8192 pixels", "downscale it")
+    assert rows_digest(path) == before
+    assert_error(run_cli("predict", TINY_TFLITE, data / "images" / "x0.png", "-o", tmp_path, cwd=tmp_path), 2, text)
+
+
+@pytest.mark.parametrize("args, texts", [
+    (("start", "--image-size", "1048576", "--budget", "1", "--study", "new"), ("--image-size", "give 1 to 2048")),
+    (("start", "--search-input-size", "32,1048576", "--budget", "1", "--study", "new"), ("--search-input-size", "2048")),
+    (("presets", "--image-size", "1048576"), ("--image-size", "give 1 to 2048")),
+    (("agent", "serve", "--port", "70000"), ("--port: 70000 is not a port", "0 to 65535")),
+    (("dashboard", "--host", "203.0.113.9"), ("--host 203.0.113.9: not an address of this machine", "use 127.0.0.1")),
+])
+def test_out_of_range_values_are_status_2_with_one_clear_line(tmp_path, database, args, texts):
+    """The dashboard's address is checked against this machine's own (Linux's /proc/net) before any
+    bind: nothing is bound to, or sent to, 203.0.113.9 (TEST-NET-3)."""
+    path, url = database
+    before = rows_digest(path)
+    storage = ("--storage", url) if args[0] in ("start", "dashboard") else ()
+    assert_error(run_cli(*args, *storage, cwd=tmp_path, timeout=120), 2, *texts)
+    assert rows_digest(path) == before
+
+
+# -- 10: predict's errors are its only line ----------------------------------------------------------
+def _two_input_model(path) -> None:
+    from space import _tf
+
+    tf, keras = _tf.tensorflow(), _tf.keras()
+    first, second = keras.Input((16, 16, 3)), keras.Input((16, 16, 3))
+    output = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(keras.layers.Add()([first, second]))
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(keras.Model([first, second], output)).convert())
+
+
+def test_predict_errors_are_one_line_before_any_litert_chatter(tmp_path):
+    model, image = tmp_path / "two.tflite", small_folder(tmp_path / "data", 1) / "images" / "x0.png"
+    _two_input_model(model)
+    line = assert_error(run_cli("predict", model, image, "-o", tmp_path, cwd=tmp_path), 2,
+                        "is not a segmentation model", "input [1, 16, 16, 3]", "1 more input")
+    assert "np.int32" not in line
+    result = run_cli("predict", TINY_TFLITE, image, "-o", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0 and "INFO" not in result.stderr, result.stderr
