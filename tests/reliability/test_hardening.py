@@ -118,3 +118,75 @@ def test_predict_errors_are_one_line_before_any_litert_chatter(tmp_path):
     assert "np.int32" not in line
     result = run_cli("predict", TINY_TFLITE, image, "-o", tmp_path, cwd=tmp_path)
     assert result.returncode == 0 and "INFO" not in result.stderr, result.stderr
+
+
+# -- 7: exported files ---------------------------------------------------------------------------
+def export(url, output, *extra):
+    return run_cli("export", "--storage", url, "--study", "earlier", "--trial", "0", "-o", output, *extra, cwd=output.parent)
+
+
+def assert_pair_matches(model, described) -> None:
+    import hashlib
+    import json
+
+    if described.exists():
+        assert json.loads(described.read_text())["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+
+
+def test_export_replaces_no_unrelated_file_without_force_and_writes_ordinary_modes(tmp_path, database):
+    import os
+
+    path, url = database
+    model, described = tmp_path / "existing.tflite", tmp_path / "existing.json"
+    described.write_text('{"my": "settings"}')
+    assert_error(export(url, model), 2, "existing.json exists and is not a nas-lite sidecar", "--force")
+    assert described.read_text() == '{"my": "settings"}' and not model.exists()
+    described.unlink()
+    model.write_bytes(b"my own model")
+    assert_error(export(url, model), 2, "existing.tflite exists and was not exported by nas-lite", "--force")
+    assert model.read_bytes() == b"my own model" and not described.exists()
+    assert export(url, model, "--force").returncode == 0
+    assert export(url, model).returncode == 0  # an earlier export of nas-lite's is replaced without asking
+    assert_pair_matches(model, described)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {oct(p.stat().st_mode & 0o777) for p in (model, described)} == {oct(0o666 & ~umask)}
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("studies.db")) == ["existing.json", "existing.tflite"]
+
+
+KILL_AT = """
+import os, signal, sys
+from search.cli import main
+calls, real = [0], os.replace
+def replace(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+os.replace = replace
+main(sys.argv[2:])
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2])
+def test_a_kill_between_the_two_renames_never_leaves_a_mismatched_pair(tmp_path, database, kill_at):
+    import hashlib
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path, url = database
+    model, described = tmp_path / "model.tflite", tmp_path / "model.json"
+    model.write_bytes(b"an older export")
+    described.write_text(json.dumps({"format": "nas-lite-export/1", "sha256": hashlib.sha256(b"an older export").hexdigest()}))
+    args = ["export", "--storage", url, "--study", "earlier", "--trial", "0", "-o", str(model)]
+    killed = subprocess.run([sys.executable, "-c", KILL_AT, str(kill_at), *args], cwd=tmp_path, capture_output=True,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert model.exists()
+    assert_pair_matches(model, described)
+    assert export(url, model, "--force").returncode == 0  # the same command, forced, completes the pair
+    assert described.exists()
+    assert_pair_matches(model, described)
