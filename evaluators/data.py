@@ -57,6 +57,22 @@ class Dataset:
         )
 
 
+def non_finite(data) -> str | None:
+    """What of ``data``'s training and validation arrays is NaN or infinite, or None when all are finite.
+
+    Checked before training, because the NaN loss such values cause is not a guard to rely on: whether
+    a NaN survives depends on the CPU's kernels (a max or a clip may return the other operand for a
+    NaN, as AVX-512's do), so the same data gives a NaN loss on one machine and a trained model on another.
+    """
+    for split, array in (("training images", data.train_images), ("training masks", data.train_masks),
+                         ("validation images", data.val_images), ("validation masks", data.val_masks)):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1))
+        if bad.size:
+            return (f"the {split} hold NaN or infinite values ({bad.size} image(s), the first at index {bad[0]}); "
+                    "replace or remove those images")
+    return None
+
+
 def load_dataset(
     source: str | Path = SYNTHETIC,
     image_size: int = 64,

@@ -190,3 +190,27 @@ def test_a_kill_between_the_two_renames_never_leaves_a_mismatched_pair(tmp_path,
     assert export(url, model, "--force").returncode == 0  # the same command, forced, completes the pair
     assert described.exists()
     assert_pair_matches(model, described)
+
+
+# -- 13: non-finite data fail the trial on every CPU ------------------------------------------------------
+def test_nan_data_fail_training_even_where_the_kernels_swallow_the_nan():
+    """A kernel that returns the other operand of a max for a NaN (AVX-512's do) gives a finite loss on
+    NaN images: the model here maps NaN to 0 at its input, as such a kernel would, on any CPU. The data
+    are checked before the first step, so training fails with the reason wherever it runs."""
+    import numpy as np
+
+    from evaluators.data import load_dataset
+    from evaluators.train import TrainingError, train
+    from space import _tf
+
+    tf, keras = _tf.tensorflow(), _tf.keras()
+    inputs = keras.Input((32, 32, 3))
+    swallowed = keras.layers.Lambda(lambda x: tf.where(tf.math.is_finite(x), x, tf.zeros_like(x)))(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(swallowed))
+    clean = load_dataset("synthetic", 32, synthetic_count=20)
+    images = clean.train_images.copy()
+    images[2, 3, 3, 0] = np.nan
+    data = type(clean)(images, clean.train_masks, clean.val_images, clean.val_masks, "nan")
+    with pytest.raises(TrainingError, match=r"the training images hold NaN or infinite values \(1 image\(s\), the first at index 2\)"):
+        train(model, data, epochs=1, batch_size=8)
+    train(model, clean, epochs=1, batch_size=8)  # the same model trains on the clean data
