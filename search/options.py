@@ -323,13 +323,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"--config {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"--config {path}: not valid TOML ({error})") from None
+    table = data.get("search", data)
+    if not isinstance(table, dict):
+        raise ValueError(f"--config {path}: 'search' must be a table ([search]) of options, not {table!r}")
     values = {}
-    for key, value in data.get("search", data).items():
+    for key, value in table.items():
         name = key.replace("-", "_")
         if name not in BY_NAME:
             raise ValueError(f"--config {path}: unknown key {key!r}{did_you_mean(name, BY_NAME)} "
