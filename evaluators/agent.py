@@ -23,7 +23,7 @@ Content-Length, 413 body too large, 500.
 
 Limits a client cannot raise (``serve`` options): ``--max-body-mb`` (64) the model's size,
 ``--read-seconds`` (60) the time to send it (read before the board is taken, so a slow upload holds
-no other client up), ``--max-tensor-mb`` (1024) the total size of the model's tensors, checked
+no other client up; at most four bodies are received at once, a fifth is 409), ``--max-tensor-mb`` (1024) the total size of the model's tensors, checked
 before LiteRT allocates them, ``--max-seconds`` (600) the time one benchmark may take. The access
 log leaves out query strings (a token sent as ``?token=`` is not written) and escapes control
 characters.
@@ -56,6 +56,7 @@ DEFAULT_MAX_BODY_MB = 64
 DEFAULT_READ_SECONDS = 60
 DEFAULT_MAX_TENSOR_MB = 1024
 DEFAULT_MAX_SECONDS = 600
+UPLOADS = 4  # bodies received at once: bounds the memory of uploads read before the board is taken
 CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76"}
 
 
@@ -158,6 +159,7 @@ class AgentServer(ThreadingHTTPServer):
         self.read_seconds = read_seconds
         self.limits = limits
         self.busy = threading.Lock()
+        self.uploads = threading.BoundedSemaphore(UPLOADS)
 
 
 class AgentHandler(BaseHTTPRequestHandler):
@@ -189,6 +191,8 @@ class AgentHandler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"model is {length} bytes; this agent accepts at most {self.server.max_body_bytes} (see --max-body-mb)",
             )
+        if not self.server.uploads.acquire(blocking=False):
+            return self._send_error(HTTPStatus.CONFLICT, f"busy receiving {UPLOADS} other models; try again later")
         try:
             self.server.limits.check(protocol)
             model = self._read_body(length)
@@ -197,6 +201,8 @@ class AgentHandler(BaseHTTPRequestHandler):
         except TimeoutError:
             return self._send_error(HTTPStatus.REQUEST_TIMEOUT, f"the model did not arrive within {self.server.read_seconds:g} s "
                                                                 "(the agent's --read-seconds); send it again")
+        finally:
+            self.server.uploads.release()
         if not self.server.busy.acquire(blocking=False):
             return self._send_error(HTTPStatus.CONFLICT, "busy with another benchmark; try again later")
         try:

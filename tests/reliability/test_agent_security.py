@@ -310,6 +310,23 @@ def test_a_stalled_upload_does_not_hold_the_board(tmp_path):
         assert_serving(url, process)
 
 
+def test_bodies_received_at_once_are_bounded(tmp_path):
+    """Read before the lock, every stalled upload would hold up to --max-body-mb of memory: four are
+    received at once, a fifth is 409 at once, and the board is free again once they time out."""
+    with agent_process(tmp_path, "--read-seconds", "3") as (url, process, _, _):
+        stalled = [_open_upload(url, 500_000, b"x" * 1000) for _ in range(4)]
+        try:
+            time.sleep(0.5)
+            status, answer = post_model(url, unet_bytes())
+            assert status == 409 and "receiving 4 other models" in answer["error"], answer
+            assert all(status_of(connection.recv(65536)) == 408 for connection in stalled)
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert post_model(url, unet_bytes())[0] == 200
+        assert_serving(url, process)
+
+
 def _huge_input_model() -> bytes:
     from space import _tf
     from space.convert import to_tflite
