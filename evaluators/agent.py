@@ -17,8 +17,16 @@ Endpoints (every request carries ``Authorization: Bearer <token>``):
   :class:`evaluators.runtime.Protocol`, all optional). Answers the statistics of
   :func:`evaluators.runtime.benchmark` as JSON.
 
-Errors are JSON ``{"error": "..."}``: 400 malformed request or bad model, 401 wrong token, 404,
-409 busy with another benchmark, 411 no Content-Length, 413 body too large, 500.
+Errors are JSON ``{"error": "..."}``: 400 malformed request, bad model or one beyond the limits,
+401 wrong token, 404, 408 body not received in time, 409 busy with another benchmark, 411 no
+Content-Length, 413 body too large, 500.
+
+Limits a client cannot raise (``serve`` options): ``--max-body-mb`` (64) the model's size,
+``--read-seconds`` (60) the time to send it (read before the board is taken, so a slow upload holds
+no other client up; at most four bodies are received at once, a fifth is 409), ``--max-tensor-mb`` (1024) the total size of the model's tensors, checked
+before LiteRT allocates them, ``--max-seconds`` (600) the time one benchmark may take. The access
+log leaves out query strings (a token sent as ``?token=`` is not written) and escapes control
+characters.
 """
 
 from __future__ import annotations
@@ -29,11 +37,13 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +53,10 @@ from evaluators import litert, runtime
 
 TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
 DEFAULT_MAX_BODY_MB = 64
+DEFAULT_READ_SECONDS = 60
+DEFAULT_MAX_TENSOR_MB = 1024
+DEFAULT_MAX_SECONDS = 600
+UPLOADS = 4  # bodies received at once: bounds the memory of uploads read before the board is taken
 CPU_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76"}
 
 
@@ -137,11 +151,15 @@ class AgentServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address, token: str | None, max_body_bytes: int):
+    def __init__(self, address, token: str | None, max_body_bytes: int, read_seconds: float = DEFAULT_READ_SECONDS,
+                 limits: runtime.Limits = runtime.Limits()):
         super().__init__(address, AgentHandler)
         self.token = token
         self.max_body_bytes = max_body_bytes
+        self.read_seconds = read_seconds
+        self.limits = limits
         self.busy = threading.Lock()
+        self.uploads = threading.BoundedSemaphore(UPLOADS)
 
 
 class AgentHandler(BaseHTTPRequestHandler):
@@ -173,19 +191,43 @@ class AgentHandler(BaseHTTPRequestHandler):
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"model is {length} bytes; this agent accepts at most {self.server.max_body_bytes} (see --max-body-mb)",
             )
+        if not self.server.uploads.acquire(blocking=False):
+            return self._send_error(HTTPStatus.CONFLICT, f"busy receiving {UPLOADS} other models; try again later")
+        try:
+            self.server.limits.check(protocol)
+            model = self._read_body(length)
+        except ValueError as error:
+            return self._send_error(HTTPStatus.BAD_REQUEST, str(error))
+        except TimeoutError:
+            return self._send_error(HTTPStatus.REQUEST_TIMEOUT, f"the model did not arrive within {self.server.read_seconds:g} s "
+                                                                "(the agent's --read-seconds); send it again")
+        finally:
+            self.server.uploads.release()
         if not self.server.busy.acquire(blocking=False):
             return self._send_error(HTTPStatus.CONFLICT, "busy with another benchmark; try again later")
         try:
-            self._benchmark(length, protocol)
+            self._benchmark(model, protocol)
         finally:
             self.server.busy.release()
 
-    def _benchmark(self, length: int, protocol: runtime.Protocol):
-        model = self.rfile.read(length)
-        if len(model) != length:
-            return self._send_error(HTTPStatus.BAD_REQUEST, f"body ended after {len(model)} of {length} bytes")
+    def _read_body(self, length: int) -> bytes:
+        """The whole body, or TimeoutError once ``read_seconds`` have passed, ValueError when it ends early."""
+        deadline = time.monotonic() + self.server.read_seconds
+        body = bytearray()
+        while len(body) < length:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.connection.settimeout(left)
+            chunk = self.rfile.read1(min(length - len(body), 1 << 20))
+            if not chunk:
+                raise ValueError(f"body ended after {len(body)} of {length} bytes")
+            body += chunk
+        return bytes(body)
+
+    def _benchmark(self, model: bytes, protocol: runtime.Protocol):
         try:
-            result = runtime.benchmark(model, protocol)
+            result = runtime.benchmark(model, protocol, self.server.limits)
         except ValueError as error:
             return self._send_error(HTTPStatus.BAD_REQUEST, str(error))
         except Exception as error:  # noqa: BLE001 - the agent answers and keeps serving
@@ -242,17 +284,34 @@ class AgentHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, format, *args):  # noqa: A002 - the signature of the base class
-        sys.stderr.write(f"nas-lite agent: {self.address_string()} {format % args}\n")
+        sys.stderr.write(f"nas-lite agent: {self.address_string()} {log_safe(format % args)}\n")
 
 
-def make_server(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> AgentServer:
+QUERY = re.compile(r"\?[^\s'\"]*")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def log_safe(text: str) -> str:
+    """``text`` without query strings (they may carry a token) and with control characters escaped
+    (a request line must not move the cursor or recolour the terminal that shows the log)."""
+    return CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", QUERY.sub("?...", text))
+
+
+def make_server(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB,
+                read_seconds: float = DEFAULT_READ_SECONDS, max_tensor_mb: float = DEFAULT_MAX_TENSOR_MB,
+                max_seconds: float = DEFAULT_MAX_SECONDS) -> AgentServer:
     """A bound, not yet serving agent. Refuses a non-loopback address without a token."""
     if not token and not _is_loopback(host):
         raise ValueError(f"--token: required when listening on {host}, which other machines can reach; or use --host 127.0.0.1")
-    if max_body_mb <= 0:
-        raise ValueError(f"--max-body-mb: must be positive, got {max_body_mb}")
+    for name, value in (("--max-body-mb", max_body_mb), ("--read-seconds", read_seconds),
+                        ("--max-tensor-mb", max_tensor_mb), ("--max-seconds", max_seconds)):
+        if not 0 < value < float("inf"):
+            raise ValueError(f"{name}: must be a positive number, got {value}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port: {port} is not a port; give 0 to 65535 (0: any free port)")
+    limits = runtime.Limits(max_tensor_bytes=int(max_tensor_mb * 2**20), max_seconds=max_seconds)
     try:
-        return AgentServer((host, port), token or None, int(max_body_mb * 1024 * 1024))
+        return AgentServer((host, port), token or None, int(max_body_mb * 2**20), read_seconds, limits)
     except OSError as error:
         raise ValueError(f"--host/--port: cannot listen on {host}:{port}: {error.strerror or error}") from None
 
@@ -269,9 +328,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> None:
-    """Serve until interrupted. Prints one line with the address (the real port when ``port`` is 0)."""
-    server = make_server(host, port, token, max_body_mb)
+def serve(host: str, port: int, token: str | None, max_body_mb: float = DEFAULT_MAX_BODY_MB, **limits) -> None:
+    """Serve until interrupted. Prints one line with the address (the real port when ``port`` is 0).
+    ``limits``: ``read_seconds``, ``max_tensor_mb``, ``max_seconds`` of :func:`make_server`."""
+    server = make_server(host, port, token, max_body_mb, **limits)
     bound_host, bound_port = server.server_address[:2]
     print(f"nas-lite agent serving on http://{bound_host}:{bound_port} ({litert.RUNTIME_NAME} {litert.RUNTIME_VERSION})", flush=True)
     try:
@@ -301,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
-            serve(args.host, args.port, args.token, args.max_body_mb)
+            serve(args.host, args.port, args.token, args.max_body_mb, **serve_limits(args))
         elif args.command == "info":
             print(json.dumps(device_info()))
         else:
@@ -320,6 +380,17 @@ def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free port, printed at start)")
     parser.add_argument("--token", default=os.environ.get(TOKEN_ENV), help=f"the token clients must send (default: ${TOKEN_ENV})")
     parser.add_argument("--max-body-mb", type=float, default=DEFAULT_MAX_BODY_MB, help="largest model accepted, in MiB (default %(default)s)")
+    parser.add_argument("--read-seconds", type=float, default=DEFAULT_READ_SECONDS,
+                        help="time a client has to send its model, in seconds (default %(default)s)")
+    parser.add_argument("--max-tensor-mb", type=float, default=DEFAULT_MAX_TENSOR_MB,
+                        help="largest total size of a model's tensors, in MiB (default %(default)s)")
+    parser.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                        help="longest one benchmark may take, in seconds (default %(default)s)")
+
+
+def serve_limits(args) -> dict:
+    """The limits of ``serve`` from its parsed options, as :func:`serve` takes them."""
+    return {"read_seconds": args.read_seconds, "max_tensor_mb": args.max_tensor_mb, "max_seconds": args.max_seconds}
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+MAX_SIDE = 8192  # 8192x8192 RGB is 768 MiB as float32: an image beyond is refused before it is decoded
 SYNTHETIC = "synthetic"
 
 
@@ -54,6 +55,22 @@ class Dataset:
             f"{self.name}: {len(self.train_images)} train + {len(self.val_images)} validation{test} images, "
             f"{self.image_size}x{self.image_size}x{self.channels}, foreground {self.train_masks.mean():.0%}"
         )
+
+
+def non_finite(data) -> str | None:
+    """What of ``data``'s training and validation arrays is NaN or infinite, or None when all are finite.
+
+    Checked before training, because the NaN loss such values cause is not a guard to rely on: whether
+    a NaN survives depends on the CPU's kernels (a max or a clip may return the other operand for a
+    NaN, as AVX-512's do), so the same data gives a NaN loss on one machine and a trained model on another.
+    """
+    for split, array in (("training images", data.train_images), ("training masks", data.train_masks),
+                         ("validation images", data.val_images), ("validation masks", data.val_masks)):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1))
+        if bad.size:
+            return (f"the {split} hold NaN or infinite values ({bad.size} image(s), the first at index {bad[0]}); "
+                    "replace or remove those images")
+    return None
 
 
 def load_dataset(
@@ -188,15 +205,27 @@ def _open(path):
 
     try:
         with Image.open(path) as image:
+            _check_pixels(path, image.size)
             image.load()
             if image.mode in ("P", "PA", "CMYK", "YCbCr", "LA"):
                 image = image.convert("RGBA" if "A" in image.mode else "RGB")
             array = np.asarray(image)
+    except Image.DecompressionBombError:  # PIL's own limit, from the header, before nas-lite's check
+        raise DatasetError(f"{path}: too many pixels to read; {TOO_LARGE}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(f"{path}: cannot read this image ({error}); replace or remove the file") from None
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise DatasetError(f"{path}: holds NaN or infinite pixel values, which would make the loss NaN; replace or remove the file")
     return array
+
+
+TOO_LARGE = f"nas-lite reads images up to {MAX_SIDE}x{MAX_SIDE} pixels: downscale it (it is resized to the model's input anyway)"
+
+
+def _check_pixels(path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_SIDE * MAX_SIDE:
+        raise DatasetError(f"{path}: {width}x{height} pixels; {TOO_LARGE}")
 
 
 def _to_unit_float(array: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -67,26 +68,49 @@ class Protocol:
         return cls(**data)
 
 
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one benchmark may cost the machine it runs on; a model or a protocol beyond is refused
+    with ValueError. The agent sets them (``--max-tensor-mb``, ``--max-seconds``), since a client
+    chooses both the model's tensor shapes and the protocol; None: no limit (a local measurement).
+
+    ``max_tensor_bytes`` bounds the total size of the model's tensors, checked before LiteRT
+    allocates them (a 1 KB model can declare a 1x8192x8192x3 input). ``max_seconds`` bounds the
+    time the protocol may ask for (``min_seconds x max_attempts``) and the whole timing loop.
+    """
+
+    max_tensor_bytes: int | None = None
+    max_seconds: float | None = None
+
+    def check(self, protocol: Protocol) -> None:
+        asked = protocol.min_seconds * protocol.max_attempts
+        if self.max_seconds is not None and asked > self.max_seconds:
+            raise ValueError(f"protocol: min_seconds x max_attempts is {asked:g} s; this agent times for at most "
+                             f"{self.max_seconds:g} s (its --max-seconds): ask for less")
+
+
 def _check_range(name, value, types, low, high):
     if isinstance(value, bool) or not isinstance(value, types) or not low <= value <= high:
         raise ValueError(f"protocol.{name}: must be a number from {low} to {high}, got {value!r}")
 
 
-def benchmark(model_bytes: bytes, protocol: Protocol = Protocol()) -> dict[str, Any]:
+def benchmark(model_bytes: bytes, protocol: Protocol = Protocol(), limits: Limits = Limits()) -> dict[str, Any]:
     """Time ``model_bytes`` with ``protocol`` in this process.
 
     Returns median/p10/p90/mean/std in ms, ``cv`` (std / mean), ``samples_ms``, ``runs``,
     ``attempts`` and ``attempt_cvs``, ``threads``, ``protocol``, ``runtime`` (name, version),
     ``delegate`` (partitions and op counts inside and outside XNNPACK), ``peak_activation_bytes``,
-    ``model_bytes`` and ``input`` (shape, dtype). A model LiteRT cannot load or run raises
-    ValueError with LiteRT's message.
+    ``model_bytes`` and ``input`` (shape, dtype). A model LiteRT cannot load or run, or one beyond
+    ``limits``, raises ValueError with the reason.
     """
-    interpreter = _load(model_bytes, protocol.threads)
+    limits.check(protocol)
+    interpreter = _load(model_bytes, protocol.threads, limits.max_tensor_bytes)
     input_detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(input_detail["index"], example_input(input_detail))
+    deadline = None if limits.max_seconds is None else time.monotonic() + limits.max_seconds
     attempts = []
     for _ in range(protocol.max_attempts):
-        samples = _time_invocations(interpreter, protocol)
+        samples = _time_invocations(interpreter, protocol, deadline)
         attempts.append(samples)
         if _cv(samples) <= protocol.max_cv:
             break
@@ -127,13 +151,15 @@ def _cv(samples) -> float:
     return float(samples.std() / samples.mean()) if samples.mean() > 0 else 0.0
 
 
-def open_interpreter(model_bytes: bytes, threads: int):
+def open_interpreter(model_bytes: bytes, threads: int, max_tensor_bytes: int | None = None):
     """A LiteRT interpreter with tensors allocated and XNNPACK applied, as a board's runtime does by
     default. XNNPACK refuses to prepare some int8 models (it depends on their trained weights); those
     run on LiteRT's own kernels instead, with XNNPACK's message in ``interpreter.xnnpack_error``
-    (None otherwise). LiteRT's ValueError or RuntimeError when neither loads the model."""
+    (None otherwise). LiteRT's ValueError or RuntimeError when neither loads the model; ValueError
+    when its tensors would take more than ``max_tensor_bytes``, before any is allocated."""
     try:
         interpreter = Interpreter(model_content=bytes(model_bytes), num_threads=threads)
+        _check_tensor_memory(interpreter, max_tensor_bytes)
         interpreter.allocate_tensors()  # the default XNNPACK delegate is applied here
         interpreter.xnnpack_error = None
         return interpreter
@@ -148,13 +174,29 @@ def open_interpreter(model_bytes: bytes, threads: int):
     return interpreter
 
 
-def _load(model_bytes: bytes, threads: int):
+def _check_tensor_memory(interpreter, max_tensor_bytes: int | None) -> None:
+    if max_tensor_bytes is None:
+        return
+    total = sum(math.prod(max(int(n), 0) for n in d["shape"]) * np.dtype(d["dtype"]).itemsize
+                for d in interpreter.get_tensor_details())
+    if total > max_tensor_bytes:
+        raise TensorMemoryError(f"model: its tensors take {total / 2**20:,.0f} MiB; this agent allows "
+                                f"{max_tensor_bytes / 2**20:,.0f} MiB (its --max-tensor-mb): send a smaller model or input")
+
+
+class TensorMemoryError(ValueError):
+    """A model whose tensors are beyond :attr:`Limits.max_tensor_bytes` (not LiteRT's own error)."""
+
+
+def _load(model_bytes: bytes, threads: int, max_tensor_bytes: int | None = None):
     """An interpreter ready to time (see :func:`open_interpreter`), or ValueError with LiteRT's message."""
     if not model_bytes:
         raise ValueError("model: empty; send the bytes of a .tflite file")
     try:
-        interpreter = open_interpreter(model_bytes, threads)
+        interpreter = open_interpreter(model_bytes, threads, max_tensor_bytes)
         details = interpreter.get_input_details()
+    except TensorMemoryError:
+        raise
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"model: LiteRT cannot load it: {_one_line(error)}") from None
     if len(details) != 1:
@@ -162,16 +204,19 @@ def _load(model_bytes: bytes, threads: int):
     return interpreter
 
 
-def _time_invocations(interpreter, protocol: Protocol) -> np.ndarray:
-    """Warm up, then time single invocations until both ``runs`` and ``min_seconds`` are reached."""
+def _time_invocations(interpreter, protocol: Protocol, deadline: float | None = None) -> np.ndarray:
+    """Warm up, then time single invocations until both ``runs`` and ``min_seconds`` are reached;
+    ValueError once the monotonic clock passes ``deadline``."""
     try:
         for _ in range(protocol.warmup):
+            _check_deadline(deadline)
             interpreter.invoke()
         clock, samples, started = CLOCKS[protocol.clock], [], time.perf_counter()
         gc_was_enabled = gc.isenabled()
         gc.disable()  # a collection in the middle of a timed run is noise, not the model
         try:
             while len(samples) < protocol.runs or time.perf_counter() - started < protocol.min_seconds:
+                _check_deadline(deadline)
                 before = clock()
                 interpreter.invoke()
                 samples.append(clock() - before)
@@ -181,6 +226,11 @@ def _time_invocations(interpreter, protocol: Protocol) -> np.ndarray:
     except RuntimeError as error:
         raise ValueError(f"model: LiteRT cannot run it: {_one_line(error)}") from None
     return np.asarray(samples, dtype=np.float64) / 1e6
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise ValueError("benchmark: the protocol took longer than this agent's --max-seconds; ask for fewer runs or attempts")
 
 
 def _one_line(error: Exception) -> str:

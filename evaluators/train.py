@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from evaluators.data import non_finite
 from space import _tf
 
 EpochCallback = Callable[[int, float], "bool | None"]
@@ -124,8 +125,11 @@ def train(
     ``resume`` with the run's :attr:`History.checkpoint` (and the same ``horizon``) trains on from
     where it stopped, as one run would have. ``teacher`` (:class:`evaluators.distill.Teacher`)
     adds its soft targets to the loss. ``keras_callbacks`` are passed to ``fit`` (e.g. tfmot's ``UpdatePruningStep``).
-    ``TrainingError`` when the loss becomes NaN.
+    ``TrainingError`` when the data hold NaN or infinite values (before any step) or the loss becomes NaN.
     """
+    problem = non_finite(data)
+    if problem:
+        raise TrainingError(problem)
     if epochs < 1:
         raise ValueError(f"epochs: must be at least 1, got {epochs}")
     if batch_size < 1:

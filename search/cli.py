@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         status = 2 if isinstance(error, INPUT_ERRORS) else 1
+        from studies.names import printable
+
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"search: error: {message}", file=sys.stderr)
+        print(f"search: error: {printable(message)}", file=sys.stderr)
         return status

@@ -24,6 +24,7 @@ from search.samplers import SAMPLER_NAMES as SAMPLERS  # the registry is light: 
 
 STUDY, KEPT, RUN = "study", "kept", "run"
 MAX_BUDGET = 10_000  # a day of the quickest trials; also bounds the WAITING rows one start inserts
+MAX_IMAGE_SIZE = 2048  # a 2048x2048 U-Net is far beyond a Pi already; beyond it the data alone outgrows memory
 DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL, not imported: keeps --help fast
 TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
 EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
@@ -70,7 +71,8 @@ OPTIONS = (
     Option("storage", str, DEFAULT_STORAGE, "database URL; postgresql://USER:PW@HOST/DB for many machines", RUN,
            metavar="URL"),
     Option("data", str, "synthetic", "'synthetic' (built in) or a folder with images/ and masks/", group=_DATA),
-    Option("image_size", int, 32, "input size of the models", group=_DATA, low=1),
+    Option("image_size", int, 32, "input size of the models", group=_DATA, low=1, high=MAX_IMAGE_SIZE,
+           hint=f"give 1 to {MAX_IMAGE_SIZE} pixels, e.g. --image-size 128"),
     Option("channels", int, 3, "input channels", group=_DATA, choices=(1, 3)),
     Option("synthetic_count", int, 256, "image pairs the built-in data generates", group=_DATA, low=1),
     Option("data_limit", int, None, "use at most this many image pairs", group=_DATA, low=1),
@@ -126,7 +128,7 @@ OPTIONS = (
            space_field="dilations"),
     Option("sparsities", float, None, "magnitude-pruning targets, e.g. 0,0.5,0.75", group=_SPACE, many=True,
            metavar="S,S", space_field="sparsities"),
-    Option("search_input_size", int, None, "search the input resolution too", group=_SPACE, many=True, low=1,
+    Option("search_input_size", int, None, "search the input resolution too", group=_SPACE, many=True, low=1, high=MAX_IMAGE_SIZE,
            metavar="N,N", space_field="input_sizes"),
     Option("sampler", str, "tpe", "Optuna sampler", KEPT, group=_RUN, choices=SAMPLERS),
     Option("seed", int, 0, "seed for sampling, data split and training", group=_RUN, low=0),
@@ -321,13 +323,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"--config {path}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--config {path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"--config {path}: not valid TOML ({error})") from None
+    table = data.get("search", data)
+    if not isinstance(table, dict):
+        raise ValueError(f"--config {path}: 'search' must be a table ([search]) of options, not {table!r}")
     values = {}
-    for key, value in data.get("search", data).items():
+    for key, value in table.items():
         name = key.replace("-", "_")
         if name not in BY_NAME:
             raise ValueError(f"--config {path}: unknown key {key!r}{did_you_mean(name, BY_NAME)} "

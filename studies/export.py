@@ -33,7 +33,7 @@ from typing import Any
 from studies import pareto
 from studies.front import TrialPoint, front, study_points
 from studies.metrics import METRICS
-from studies.files import write_atomically
+from studies.files import write_pair
 from studies.space import pruned_sha256
 
 SIDECAR_FORMAT = "nas-lite-export/1"
@@ -185,8 +185,10 @@ def sidecar_path(output: Path) -> Path:
     return output.with_suffix(".json")
 
 
-def check_output(output: str | os.PathLike) -> Path:
-    """The output path, if its folder exists and it names a file; errors for people otherwise."""
+def check_output(output: str | os.PathLike, force: bool = False) -> Path:
+    """The output path, if its folder exists and it names a file; errors for people otherwise.
+    Without ``force``, a file there that nas-lite did not export (the model without a nas-lite
+    sidecar beside it, or a ``.json`` that is not one) is refused rather than replaced."""
     output = Path(output)
     folder = output.absolute().parent
     if not folder.is_dir():
@@ -195,7 +197,27 @@ def check_output(output: str | os.PathLike) -> Path:
         raise IsADirectoryError(f"output {output} is a folder; name the model file, e.g. -o {output / 'model.tflite'}")
     if output.suffix.lower() == ".json":
         raise ValueError(f"output {output} would be overwritten by its own sidecar; name the model file *.tflite")
+    if not force:
+        _check_ours(output)
     return output
+
+
+def _check_ours(output: Path) -> None:
+    described = sidecar_path(output)
+    if described.exists() and not _is_sidecar(described):
+        raise FileExistsError(f"{described} exists and is not a nas-lite sidecar, and the export would replace it; "
+                              "choose another -o, or pass --force to replace it")
+    if output.exists() and not described.exists():
+        raise FileExistsError(f"{output} exists and was not exported by nas-lite (no sidecar {described.name} beside it); "
+                              "choose another -o, or pass --force to replace it")
+
+
+def _is_sidecar(path: Path) -> bool:
+    try:
+        description = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(description, dict) and str(description.get("format", "")).startswith("nas-lite-export/")
 
 
 def nas_lite_version() -> str:
@@ -243,7 +265,7 @@ def download_sidecar(study, store, trial: int, version: str | None = None) -> di
 def export(
     study, store, output: str | os.PathLike, *,
     trial: int | None = None, pick: str | None = None,
-    version: str | None = None, retrain: Retrain | None = None,
+    version: str | None = None, retrain: Retrain | None = None, force: bool = False,
 ) -> Exported:
     """Write the chosen trial's artifact to ``output`` and its sidecar beside it.
 
@@ -251,10 +273,10 @@ def export(
     ``retrain`` the file is the stored artifact byte for byte (its SHA-256 equals the stored one).
     With ``retrain(spec, point) -> (tflite, final_metrics)`` the file is the retrained model and
     the sidecar's ``final`` holds ``final_metrics``. Errors: see :func:`select` and
-    :func:`check_output`; a trial without a stored artifact (say, deleted by ``search prune``) is a
+    :func:`check_output` (``force`` replaces files nas-lite did not write); a trial without a stored artifact (say, deleted by ``search prune``) is a
     ``LookupError`` unless ``retrain`` makes its model again.
     """
-    output = check_output(output)
+    output = check_output(output, force)
     chosen = pick_confirmed(study, store, pick) if pick is not None else None
     point = select(study, trial=chosen.number if chosen else trial, pick=None if chosen else pick)
     tflite, stored_sha = stored_artifact(study, store, point, missing_ok=retrain is not None or chosen is not None)
@@ -271,8 +293,7 @@ def export(
         study, point, tflite, store.measurements(point.trial_id),
         version=version or nas_lite_version(), rule=pick, search_sha256=stored_sha, final=final, chosen=chosen,
     )
-    write_atomically(output, tflite)
-    write_atomically(sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
+    write_pair(output, tflite, sidecar_path(output), (json.dumps(description, indent=2, default=str) + "\n").encode())
     return Exported(model=output, sidecar=sidecar_path(output), sha256=description["sha256"], point=point, rule=pick,
                     confirmed=chosen)
 

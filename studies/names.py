@@ -20,3 +20,12 @@ def default_name_date(name: str) -> str | None:
     """The date of a default study's name (``search-2026-12-01`` -> ``2026-12-01``), else ``None``."""
     match = _DEFAULT_NAME.fullmatch(name)
     return match.group(1) if match else None
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters but newlines written as ``\\x1b``: a study name (any string
+    Optuna accepts) must not move the cursor, clear or retitle the terminal that shows it."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)

@@ -20,6 +20,7 @@ from studies import pareto
 from studies.confirmed import format_confirmed, load_confirmed
 from studies.front import TrialPoint, front, objective_names, study_limits, study_points
 from studies.metrics import FORMATS, METRICS, format_value, plus_minus, state_counts
+from studies.names import printable
 from studies.storage import StudyInfo, storage_url
 
 STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -252,7 +253,7 @@ def format_status(status: StudyStatus) -> str:
     lines.append(_time_line(status))
     if status.confirmed:
         lines.append(format_confirmed(status.confirmed, status.objectives))
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def _time_line(status: StudyStatus) -> str:
@@ -269,14 +270,14 @@ def format_studies(infos: list[StudyInfo], url: str) -> str:
     """``search studies`` as text: one line per study with its trial counts."""
     if not infos:
         return f"no studies in {url}; run 'search start' to make one"
-    width = max(len("study"), *(len(i.name) for i in infos))
+    width = max(len("study"), *(len(printable(i.name)) for i in infos))
     lines = [f"{'study':<{width}}  {'trials':>6} {'complete':>8} {'pruned':>6} {'failed':>6} {'running':>7}  last activity        objectives"]
     for info in infos:
         s = info.states
         last = info.last_activity.strftime("%Y-%m-%d %H:%M:%S") if info.last_activity else "-"
         objectives = ",".join(info.metric_names or info.directions)
         lines.append(
-            f"{info.name:<{width}}  {info.n_trials:>6} {s.get('COMPLETE', 0):>8} {s.get('PRUNED', 0):>6} "
+            f"{printable(info.name):<{width}}  {info.n_trials:>6} {s.get('COMPLETE', 0):>8} {s.get('PRUNED', 0):>6} "
             f"{s.get('FAIL', 0):>6} {s.get('RUNNING', 0):>7}  {last:<19}  {objectives}"
         )
     return "\n".join(lines)

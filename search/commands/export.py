@@ -24,6 +24,7 @@ def register(subparsers):
     which.add_argument("--pick", metavar="RULE", help='knee | max-dice | min-latency | min-size | e.g. "dice>=0.8,min:latency"')
     parser.add_argument("-o", "--output", required=True, metavar="FILE", help="the .tflite to write; the sidecar is FILE with .json")
     parser.add_argument("--json", action="store_true", help="print the sidecar instead of a summary line")
+    parser.add_argument("--force", action="store_true", help="replace FILE or FILE.json even if nas-lite did not write them")
     retrain = parser.add_argument_group("retraining before export")
     retrain.add_argument("--retrain-epochs", type=int, metavar="E",
                          help="train the spec again for E epochs on all the data, convert and measure it again")
@@ -42,12 +43,12 @@ def run(args):
     from studies.store import ResultStore
     from studies.storage import load_study
 
-    check_output(args.output)  # before opening the database: fail fast on a bad -o
+    check_output(args.output, args.force)  # before opening the database: fail fast on a bad -o
     _check_retrain_options(args)
     study = load_study(args.storage, chosen_study(args))
     retrain = _retrain(args, study) if args.retrain_epochs is not None else None
     with ResultStore(args.storage, create=False) as store:
-        done = export(study, store, args.output, trial=args.trial, pick=args.pick, version=__version__, retrain=retrain)
+        done = export(study, store, args.output, trial=args.trial, pick=args.pick, version=__version__, retrain=retrain, force=args.force)
     if args.json:
         print(done.sidecar.read_text(), end="")
         return 0

@@ -48,9 +48,7 @@ def run(args):
     missing = [str(path) for path in args.images if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"no such image: {', '.join(missing[:3])}" + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
-    from evaluators.accuracy import interpreter
-
-    runner = interpreter(model_bytes, args.threads)
+    runner = _open_runner(model_bytes, args.threads, args.debug)
     _check_segmentation(runner, args.model)
     progress = tqdm(args.images, desc="predicting", unit="img", file=sys.stderr, leave=False, disable=len(args.images) < 4 or None)
     for path in progress:
@@ -69,13 +67,30 @@ def _read_model(path: Path) -> bytes:
     return model_bytes
 
 
+def _open_runner(model_bytes: bytes, threads: int, debug: bool):
+    """LiteRT's interpreter; its native lines ("INFO: Created TensorFlow Lite XNNPACK delegate") are
+    kept off the terminal unless --debug, so an error is the only line a user sees."""
+    import sys
+
+    from evaluators.accuracy import interpreter
+    from search.native_log import native_stderr_to_log
+
+    with native_stderr_to_log(not debug, sys.stderr, "predict"):
+        try:
+            return interpreter(model_bytes, threads)
+        except ValueError as error:
+            refused = error  # raised once LiteRT's own lines are off the terminal, not named as a log
+    raise refused
+
+
 def _check_segmentation(runner, path: Path) -> None:
     inputs, outputs = runner.get_input_details(), runner.get_output_details()
-    image, mask = inputs[0]["shape"], outputs[0]["shape"]
+    image, mask = [int(n) for n in inputs[0]["shape"]], [int(n) for n in outputs[0]["shape"]]
     if len(inputs) != 1 or len(image) != 4 or image[-1] not in (1, 3) or len(mask) != 4 or mask[-1] != 1:
         raise ValueError(
             f"{path} is not a segmentation model with one image in and one mask out "
-            f"(input {list(image)}, output {list(mask)}); use a model exported by 'search export'"
+            f"(input {image}, output {mask}"
+            + (f", and {len(inputs) - 1} more input(s)" if len(inputs) > 1 else "") + "); use a model exported by 'search export'"
         )
 
 

@@ -64,11 +64,28 @@ def test_callback_sees_every_epoch_and_can_stop(data):
     assert [dice for _, dice in seen] == history.val_dice
 
 
-def test_nan_loss_raises_a_clear_error(data):
+def test_nan_data_raise_a_clear_error_before_training(data):
     broken = rectangles(count=24, val=8)
     broken.train_images[3, 5, 5, 0] = np.nan
-    with pytest.raises(TrainingError, match="loss became NaN at epoch 1"):
+    with pytest.raises(TrainingError, match=r"the training images hold NaN or infinite values \(1 image\(s\), the first at index 3\)"):
         train(build(tiny(width=4), seed=0), broken, epochs=2, batch_size=8)
+
+
+def test_nan_loss_raises_a_clear_error(data):
+    """A NaN added to the loss (an addition propagates NaN on every CPU, a max need not) on finite data."""
+    from space import _tf
+
+    tf, keras = _tf.tensorflow(), _tf.keras()
+
+    class NaNLoss(keras.layers.Layer):
+        def call(self, inputs):
+            self.add_loss(tf.constant(float("nan")))
+            return inputs
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid")(NaNLoss()(inputs)))
+    with pytest.raises(TrainingError, match="loss became NaN at epoch 1"):
+        train(model, rectangles(count=24, val=8), epochs=2, batch_size=8)
 
 
 def test_cosine_schedule_warms_up_to_the_peak_then_decays_to_zero():

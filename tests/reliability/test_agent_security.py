@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -28,15 +29,15 @@ pytestmark = pytest.mark.timeout(900)
 
 
 @contextlib.contextmanager
-def agent_process(folder: Path, *options: str, token: str | None = TOKEN, program=("evaluators.agent",)):
+def agent_process(folder: Path, *options: str, token: str | None = TOKEN, program=("evaluators.agent",), log=None):
     """The agent serving on a free port (no --host: its default), with its own empty working folder
-    and TMPDIR; yields ``(url, process, workdir, tempdir)``."""
+    and TMPDIR (its access log to the file ``log``, if given); yields ``(url, process, workdir, tempdir)``."""
     workdir, tempdir = folder / "cwd", folder / "tmp"
     workdir.mkdir(parents=True)
     tempdir.mkdir()
     command = [sys.executable, "-m", *program, "serve", "--port", "0", *options, *(["--token", token] if token else [])]
     process = subprocess.Popen(command, cwd=workdir, env={**environment(), "TMPDIR": str(tempdir)},
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=open(log, "w") if log else subprocess.DEVNULL, text=True)
     try:
         line = process.stdout.readline()
         assert "serving on http://" in line, f"the agent did not start: {line!r}"
@@ -282,3 +283,100 @@ def test_after_the_fuzz_it_measures_and_keeps_nothing(fuzzed):
     assert_serving(url, process)
     assert post_model(url, _model(), QUICK)[0] == 200
     assert_nothing_kept(process, workdir, tempdir)
+
+
+# -- issue 17: what one client may cost the board ------------------------------------------------------
+def _open_upload(url: str, declared: int, sent: bytes) -> socket.socket:
+    parts = urllib.parse.urlsplit(url)
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=60)
+    connection.sendall(b"POST /benchmark HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Content-Length: %d\r\n\r\n" % declared + sent)
+    return connection
+
+
+def test_a_stalled_upload_does_not_hold_the_board(tmp_path):
+    """Issue 17.5: a client that declares 500,000 bytes and sends 1,000 used to take the lock first and
+    hold the board for the handler's 120 s: now the body is read before the lock, within --read-seconds."""
+    with agent_process(tmp_path, "--read-seconds", "4") as (url, process, _, _):
+        stalled = _open_upload(url, 500_000, b"x" * 1000)
+        try:
+            time.sleep(0.5)
+            assert post_model(url, unet_bytes())[0] == 200  # it used to be 409, busy
+            started = time.monotonic()
+            answer = stalled.recv(65536)
+            assert status_of(answer) == 408 and b"--read-seconds" in answer, answer[:300]
+            assert time.monotonic() - started < 10
+        finally:
+            stalled.close()
+        assert_serving(url, process)
+
+
+def test_bodies_received_at_once_are_bounded(tmp_path):
+    """Read before the lock, every stalled upload would hold up to --max-body-mb of memory: four are
+    received at once, a fifth is 409 at once, and the board is free again once they time out."""
+    with agent_process(tmp_path, "--read-seconds", "3") as (url, process, _, _):
+        stalled = [_open_upload(url, 500_000, b"x" * 1000) for _ in range(4)]
+        try:
+            time.sleep(0.5)
+            status, answer = post_model(url, unet_bytes())
+            assert status == 409 and "receiving 4 other models" in answer["error"], answer
+            assert all(status_of(connection.recv(65536)) == 408 for connection in stalled)
+        finally:
+            for connection in stalled:
+                connection.close()
+        assert post_model(url, unet_bytes())[0] == 200
+        assert_serving(url, process)
+
+
+def _huge_input_model() -> bytes:
+    from space import _tf
+    from space.convert import to_tflite
+
+    keras = _tf.keras()
+    inputs = keras.Input((8192, 8192, 3), batch_size=1)
+    return to_tflite(keras.Model(inputs, keras.layers.ReLU()(inputs)))
+
+
+def _peak_mib(process) -> float:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def test_tensor_memory_and_benchmark_time_are_capped(tmp_path):
+    """Issue 17.6: a 1 KB model declaring a 1x8192x8192x3 input took the agent to 1.56 GB, and a protocol
+    within the client's limits (600 s x 20 attempts) held the board for 3.3 hours: now both are refused
+    (--max-tensor-mb, --max-seconds), before any tensor is allocated and within the agent's limit."""
+    model = _huge_input_model()
+    assert len(model) < 2000
+    with agent_process(tmp_path, "--max-seconds", "3") as (url, process, _, _):
+        status, answer = post_model(url, model)
+        assert status == 400 and "--max-tensor-mb" in answer["error"], answer
+        assert _peak_mib(process) < 400
+        status, answer = post_model(url, unet_bytes(), {"min_seconds": 600, "max_attempts": 20})
+        assert status == 400 and "--max-seconds" in answer["error"], answer
+        started = time.monotonic()
+        status, answer = post_model(url, unet_bytes(), {"warmup": 0, "runs": 100_000, "min_seconds": 0, "threads": 1, "max_attempts": 20})
+        assert status == 400 and "--max-seconds" in answer["error"], answer
+        assert time.monotonic() - started < 15
+        assert post_model(url, unet_bytes())[0] == 200
+        assert_serving(url, process)
+
+
+@pytest.mark.parametrize("option", ["--max-tensor-mb", "--max-seconds", "--read-seconds", "--max-body-mb"])
+def test_agent_limits_must_be_positive(option):
+    from evaluators.agent import main
+
+    assert main(["serve", "--port", "0", option, "0"]) == 2
+
+
+def test_the_access_log_keeps_no_query_string_and_no_control_character(tmp_path):
+    """Issue 17.11: a token sent as ``?token=`` landed in the log, and a request line with escape
+    sequences was written raw to the terminal that shows it."""
+    log = tmp_path / "agent.log"
+    with agent_process(tmp_path, log=log) as (url, process, _, _):
+        raw(url, b"GET /info?token=s3cret-in-query HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Connection: close\r\n\r\n")
+        raw(url, b"GET /x?token=s3cret-in-query\x1b[2J\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw(url, b"GET /info?token=s3cret-in-query junk junk\r\n\r\n")  # http.server's own 400 quotes the request line
+        assert_serving(url, process)
+    text = log.read_text()
+    assert "GET /info?..." in text and "s3cret" not in text, text
+    assert "\x1b" not in text and "\x07" not in text, text
