@@ -206,9 +206,13 @@ class AgentHandler(BaseHTTPRequestHandler):
         if not self.server.busy.acquire(blocking=False):
             return self._send_error(HTTPStatus.CONFLICT, "busy with another benchmark; try again later")
         try:
-            self._benchmark(model, protocol)
+            status, payload = self._benchmark(model, protocol)
         finally:
-            self.server.busy.release()
+            self.server.busy.release()  # before answering: a client's next request must find the board free
+        if status is HTTPStatus.OK:
+            self._send(status, payload)
+        else:
+            self._send_error(status, payload["error"])
 
     def _read_body(self, length: int) -> bytes:
         """The whole body, or TimeoutError once ``read_seconds`` have passed, ValueError when it ends early."""
@@ -225,17 +229,18 @@ class AgentHandler(BaseHTTPRequestHandler):
             body += chunk
         return bytes(body)
 
-    def _benchmark(self, model: bytes, protocol: runtime.Protocol):
+    def _benchmark(self, model: bytes, protocol: runtime.Protocol) -> tuple[HTTPStatus, dict]:
+        """``(status, payload)`` of timing ``model``: the statistics, or ``{"error": ...}``."""
         try:
             result = runtime.benchmark(model, protocol, self.server.limits)
         except ValueError as error:
-            return self._send_error(HTTPStatus.BAD_REQUEST, str(error))
+            return HTTPStatus.BAD_REQUEST, {"error": str(error)}
         except Exception as error:  # noqa: BLE001 - the agent answers and keeps serving
-            return self._send_error(HTTPStatus.INTERNAL_SERVER_ERROR, f"benchmark failed: {error}")
+            return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"benchmark failed: {error}"}
         finally:
             del model  # nothing is kept after the response
         result["device"] = {"hostname": socket.gethostname(), "temperature_c": temperatures(), "throttled": throttled()}
-        self._send(HTTPStatus.OK, result)
+        return HTTPStatus.OK, result
 
     def _authorized(self) -> bool:
         if self.server.token is None:

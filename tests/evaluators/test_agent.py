@@ -169,3 +169,11 @@ def test_agent_writes_nothing(tmp_path):
         assert post_model(url, unet_bytes())[0] == 200
         assert post_model(url, b"garbage")[0] == 400
         assert list(workdir.iterdir()) == [] and list(tempdir.iterdir()) == []
+
+
+def test_the_board_is_free_as_soon_as_an_answer_arrives(agent):
+    """The lock is released before the answer is sent: a client's next request never finds the
+    board busy with its own finished one (it used to, now and then, on a loaded machine)."""
+    model = unet_bytes()
+    statuses = [post_model(agent, b"garbage" if i % 2 else model)[0] for i in range(12)]
+    assert statuses == [200, 400] * 6
