@@ -15,20 +15,6 @@ pytestmark = pytest.mark.timeout(600)
 EVIL = "evil\x1b[2J\x1b]0;owned\x07\rname\x9b31m"
 
 
-@pytest.fixture
-def database(tmp_path):
-    """``(path, url)`` of a database with study ``earlier`` (two trials, an artifact for trial 0)."""
-    from studies.storage import open_storage
-    from studies.store import ResultStore
-
-    path = tmp_path / "studies.db"
-    url = f"sqlite:///{path}"
-    study = make_study(open_storage(url), "earlier", [(0.8, 10.0, 100.0), (0.7, 5.0, 50.0)])
-    with ResultStore(url) as store:
-        store.save_artifact(study.trials[0]._trial_id, "earlier", 0, TINY_TFLITE.read_bytes())
-    return path, url
-
-
 # -- 12: names that are terminal escape sequences ------------------------------------------------------
 def test_names_with_escape_sequences_are_printed_escaped(tmp_path, database):
     from studies.storage import open_storage

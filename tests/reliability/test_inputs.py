@@ -20,7 +20,6 @@ from PIL import Image
 
 from tests.conftest import ROOT, run_cli
 from tests.reliability.helpers import QUICK, assert_error, load_study, rows_digest
-from tests.studies.helpers import TINY_TFLITE, make_study
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -38,20 +37,6 @@ def folder(root, count=4):
         write(root / "images" / f"x{index}.png", rng.integers(0, 255, (40, 40, 3), dtype=np.uint8))
         write(root / "masks" / f"x{index}.png", (rng.uniform(size=(40, 40)) > 0.5).astype(np.uint8) * 255)
     return root
-
-
-@pytest.fixture
-def database(tmp_path):
-    """``(path, url)`` of a database that holds study ``earlier`` with two trials and an artifact."""
-    path = tmp_path / "studies.db"
-    url = f"sqlite:///{path}"
-    from studies.storage import open_storage
-    from studies.store import ResultStore
-
-    study = make_study(open_storage(url), "earlier", [(0.8, 10.0, 100.0), (0.7, 5.0, 50.0)])
-    with ResultStore(url) as store:
-        store.save_artifact(study.trials[0]._trial_id, "earlier", 0, TINY_TFLITE.read_bytes())
-    return path, url
 
 
 def start(url, *args, cwd):
