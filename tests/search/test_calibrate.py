@@ -95,6 +95,7 @@ def test_calibrate_a_board_through_its_agent(cli, tmp_path):
     assert record["model"]["device"]["cores"] >= 1  # the agent's /info
 
 
+@pytest.mark.slow  # a whole search: the slow tier keeps the default one under 15 minutes
 def test_a_search_on_predicted_latency_needs_no_timing_and_verifies_its_front(cli, tmp_path):
     import optuna
 

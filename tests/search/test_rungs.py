@@ -45,6 +45,7 @@ def test_higher_rungs_promote_first_and_a_candidate_shows_its_highest_rung():
     assert child_attrs(due[0]) == {"rung": 2, "parent": 9, "parent_id": 9, "candidate": 8}
 
 
+@pytest.mark.slow  # a whole search: the slow tier keeps the default one under 15 minutes
 def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp_path):
     """4 candidates at 1 epoch, eta 2: the best half go on to epoch 2 from their checkpoints (decided
     as trials finish, as in ASHA: one chosen early may fall out of the final top half, so 2 or 3); the
@@ -80,6 +81,7 @@ def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp
     assert "(rung 1 of #" in result.stdout
 
 
+@pytest.mark.slow  # a whole search: the slow tier keeps the default one under 15 minutes
 def test_distillation_trains_the_teacher_once_and_every_searched_candidate_learns_from_it(tmp_path):
     from studies.store import ResultStore
     from studies.storage import load_study
