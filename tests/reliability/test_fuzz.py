@@ -122,7 +122,8 @@ def bounded_agent(tmp_path_factory):
 def test_any_header_length_and_protocol_gets_an_answer_and_the_agent_serves_on(bounded_agent, request):
     url, process, _, _ = bounded_agent
     answer = raw(url, request, timeout=30)
-    assert status_of(answer) in (200, 400, 408, 411, 413, 431), answer[:300]
+    # 401 too: a random header named like Authorization (any case, even empty) comes before the real one
+    assert status_of(answer) in (200, 400, 401, 408, 411, 413, 431), answer[:300]
     assert process.poll() is None, f"the agent died on {request[:300]!r}"
 
 
