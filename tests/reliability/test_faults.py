@@ -194,6 +194,7 @@ def worker_job(tmp_path, study: str, budget: int, nan_pixel: bool = False):
     return [sys.executable, "-m", "search.worker", str(job)]
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_a_trial_failed_as_stale_while_its_worker_stalled_is_dropped_and_the_worker_goes_on(tmp_path):
     """A worker stalls (SIGSTOP) mid-trial past the grace period; another process fails its trial as
     stale and queues a retry, as every worker does. When the worker resumes, its next write finds the

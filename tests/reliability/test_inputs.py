@@ -151,6 +151,7 @@ def test_a_budget_beyond_the_bound_is_refused_before_anything_is_stored(tmp_path
     assert rows_digest(path) == before
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_a_lower_budget_on_continue_withdraws_the_waiting_trials_beyond_it(tmp_path, database):
     path, url = database
     assert start(url, "--budget", "3", *NO_TRIAL, cwd=tmp_path).returncode == 0
@@ -162,6 +163,7 @@ def test_a_lower_budget_on_continue_withdraws_the_waiting_trials_beyond_it(tmp_p
     assert states(path, "new") == ({"WAITING": 2}, 2)  # a budget raised again counts from what is left
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_timeout_applies_to_its_run_only(tmp_path, database):
     """The issue's case: a study started with a budget and --timeout, continued with a lower budget
     and no --timeout, runs (the timeout used to be stored and applied again: exit 0, nothing run)."""

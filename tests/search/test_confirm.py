@@ -37,6 +37,7 @@ def wait_for_rows(url: str, study: str, count: int, process, timeout: float = 40
     pytest.fail(f"no confirming run stored in {timeout} s (status {process.poll()})")
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_confirm_resumes_after_sigkill_and_stores_each_seed(tiny_search, tmp_path):
     folder, _, name = tiny_search
     url = copy_database(folder / "studies.db", tmp_path / "studies.db")

@@ -34,6 +34,7 @@ def runs_in_litert(path) -> tuple[int, ...]:
     return tuple(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]).shape)
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_retrained_export_keeps_search_and_final_figures(tiny_search, tmp_path):
     folder, url, name = tiny_search
     stored = stored_sha256(url, name, 0)

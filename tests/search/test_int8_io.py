@@ -24,6 +24,7 @@ def test_int8_io_names_int8_with_int8_input_and_output_and_round_trips():
     assert params_of(spec, space)["quant"] == "int8-io" and in_space(spec, space)
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_a_search_of_int8_io_converts_runs_and_scores_with_quantized_inputs(tmp_path):
     from studies.export import io_details
 
