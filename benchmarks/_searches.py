@@ -19,6 +19,17 @@ SMALL = dict(data="synthetic", data_limit=160, image_size=32, epochs=3, batch_si
 OPTIONS = ("data", "image_size", "data_limit", "epochs", "batch_size", "learning_rate", "lr_schedule")
 
 
+def host_line() -> str:
+    """The CPU, its ranking features, the cores and the load now: what every printed figure names."""
+    import os
+
+    from evaluators.agent import device_info
+
+    info = device_info()
+    features = "/".join(info["cpu_features"]) or "no AVX2"
+    return f"{info['cpu']} ({features}), {info['cores']} cores, load {os.getloadavg()[0]:.1f}"
+
+
 def add_data_options(parser) -> None:
     """--data, --image-size, --data-limit, --epochs and the training options of every search (default SMALL)."""
     parser.add_argument("--data", default=SMALL["data"], help="synthetic (default) or a folder of images/ and masks/")

@@ -135,11 +135,10 @@ def stability_passes(specs, device, protocol, out: Path) -> dict:
 
 
 def host() -> dict:
-    text = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "?")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    wanted = sorted(flag for flag in flags if flag == "avx2" or flag.startswith("avx512") or "vnni" in flag)
-    return {"cpu": model, "flags": wanted, "cores": os.cpu_count()}
+    from evaluators.agent import device_info
+
+    info = device_info()
+    return {"cpu": info["cpu"], "flags": info["cpu_features"], "cores": info["cores"]}
 
 
 def load_summary(samples: list[dict]) -> dict:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._searches import host_line  # noqa: E402
 
 SETTINGS = {
     "default": {},
@@ -69,8 +70,7 @@ def main() -> None:
     loaded = load_dataset(args.data, args.size, limit=args.images + 24, seed=0, synthetic_count=args.images + 24)
     data = {"train_images": loaded.train_images, "train_masks": loaded.train_masks,
             "val_images": loaded.val_images, "val_masks": loaded.val_masks}
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"{cpu}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {args.data} {len(loaded.train_images)} images "
+    print(f"{host_line()}; {args.data} {len(loaded.train_images)} images "
           f"{args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs (the first not timed)")
     models = {"unet": uniform("standard", depth=4, base_width=16, input_size=args.size),
               "depthwise w8": uniform("depthwise", depth=4, base_width=8, input_size=args.size)}
