@@ -20,6 +20,7 @@ import urllib.parse
 from pathlib import Path
 
 TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
+MAX_ANSWER_BYTES = 64 * 2 ** 20  # the agent's answer with every raw sample is well under 1 MB
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the directory that holds `evaluators/`
 
 
@@ -189,7 +190,7 @@ class RemoteDevice(Device):
             connection.sock.settimeout(timeout or self.read_timeout)  # a benchmark takes a while to answer
             connection.request(method, parts.path.rstrip("/") + path, body=body, headers=headers)
             response = connection.getresponse()
-            status, text = response.status, response.read().decode(errors="replace")
+            status, text = response.status, response.read(MAX_ANSWER_BYTES + 1).decode(errors="replace")
         except (OSError, http.client.HTTPException) as error:
             raise DeviceUnreachable(f"{self.url}: unreachable ({_describe(error)})") from None
         finally:
@@ -197,6 +198,8 @@ class RemoteDevice(Device):
         return self._answer(status, text)
 
     def _answer(self, status: int, text: str) -> dict:
+        if len(text) > MAX_ANSWER_BYTES:  # not the agent: a flood would fill this machine's memory
+            raise DeviceError(f"{self.url}: answered more than {MAX_ANSWER_BYTES // 2 ** 20} MB; is it the nas-lite agent?")
         try:
             payload = json.loads(text)
         except json.JSONDecodeError:

@@ -4,6 +4,7 @@ budget, nothing left RUNNING, earlier trials intact."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -301,6 +302,38 @@ def test_a_board_that_never_answers_stops_the_search_at_start(tmp_path, silent_b
     result = run_cli("start", "--budget", "1", "--device", silent_board, "--device-token", "t", *QUICK, cwd=tmp_path)
     assert_error(result, 1, f"{silent_board}: unreachable (timed out)")
     assert time.monotonic() - began < 60
+
+
+@pytest.fixture
+def flooding_board(monkeypatch):
+    """A server on loopback that answers every request with an endless body, as no agent does."""
+    import evaluators.devices
+
+    monkeypatch.setattr(evaluators.devices, "MAX_ANSWER_BYTES", 2 ** 20)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def flood():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                connection.sendall(b" " * 65536)
+        connection.close()
+
+    thread = threading.Thread(target=flood, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    listener.close()
+
+
+def test_a_board_that_floods_its_answer_is_refused_without_reading_it_all(flooding_board):
+    from evaluators.devices import DeviceError, RemoteDevice
+
+    with pytest.raises(DeviceError, match=rf"{flooding_board}: answered more than 1 MB; is it the nas-lite agent\?"):
+        RemoteDevice(flooding_board, "t", connect_timeout=2, read_timeout=5).measure(b"model", {"runs": 1})
 
 
 def test_a_slow_benchmark_times_out_and_the_agent_serves_on():
