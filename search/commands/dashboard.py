@@ -31,7 +31,7 @@ def run(args) -> int:
 
 def check_host(host: str) -> None:
     """ValueError unless ``host`` is a name, an unspecified address (0.0.0.0, ::) or an address of this
-    machine: read from /proc/net, not by binding it (a bind that fails is exit 1 with the kernel's words)."""
+    machine: read from /proc/net, not by binding it (a bind that fails says why, with the kernel's words)."""
     import ipaddress
 
     try:

@@ -35,7 +35,8 @@ def make_server(url: str, study: str | None = None, host: str = "127.0.0.1", por
     """A dashboard server bound to ``host:port`` (``port=0``: any free port); not yet serving.
 
     Errors: those of :func:`studies.storage.open_storage` (missing database, bad URL), a
-    ``LookupError`` for an unknown ``study``, an ``OSError`` that names the address when it cannot bind.
+    ``LookupError`` for an unknown ``study``, a ``ValueError`` that names the address when it cannot bind
+    (a port in use or not allowed, an address not here: the user's choice, answered with exit status 2).
     """
     if not 0 <= port <= 65535:
         raise ValueError(f"--port: {port} is not a TCP port; choose 1 to 65535 (0: any free port)")
@@ -45,7 +46,7 @@ def make_server(url: str, study: str | None = None, host: str = "127.0.0.1", por
     except OSError as error:
         app.close()
         reason = error.strerror or str(error)
-        raise OSError(f"cannot listen on {host}:{port}: {reason}; pass another --port (0 picks a free one) or --host") from None
+        raise ValueError(f"cannot listen on {host}:{port}: {reason}; pass another --port (0 picks a free one) or --host") from None
 
 
 def serve(url: str, study: str | None = None, host: str = "127.0.0.1", port: int = 8080,

@@ -59,6 +59,14 @@ def test_binds_loopback_by_default(database):
     assert "127.0.0.1" in parser_help
 
 
+def test_a_port_in_use_is_one_line_and_exit_status_2(database, server, tmp_path):
+    port = server.server_address[1]
+    result = run_cli("dashboard", "--storage", database[0], "--port", str(port), cwd=tmp_path, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0] and "pass another --port" in lines[0]
+
+
 def test_study_page_serves_plotly_locally(server):
     status, headers, body = get(server, "/")
     page = body.decode()
