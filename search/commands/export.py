@@ -14,6 +14,7 @@ and the final ones ("final"). That Dice is on images the model saw in training: 
 import json
 
 from search.commands.options import add_study_options, chosen_study
+from studies.names import printable
 
 
 def register(subparsers):
@@ -54,7 +55,7 @@ def run(args):
         return 0
     values = ", ".join(format_value(m, done.point.values.get(m)) for m in ("dice", "latency_ms", "size_kb"))
     how = f" (pick {done.rule})" if done.rule else ""
-    print(f"exported trial {done.point.number}{how} of study {study.study_name}: {done.point.summary}; {values}")
+    print(f"exported trial {done.point.number}{how} of study {printable(study.study_name)}: {done.point.summary}; {values}")
     if done.confirmed is not None:
         chosen = done.confirmed
         print(f"  picked among confirmed figures: mean {chosen.dice_split} Dice {chosen.mean(chosen.dice_key):.3f} "

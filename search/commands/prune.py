@@ -8,6 +8,7 @@ the file until ``--vacuum`` gives them back (it rewrites the file: run it while 
 """
 
 from search.commands.options import add_storage_option
+from studies.names import printable
 
 
 def register(subparsers):
@@ -31,7 +32,7 @@ def run(args) -> int:
         before = store.database_bytes()
         done = prune(study, store, args.keep, dry_run=args.dry_run)
         verb = "would delete" if args.dry_run else "deleted"
-        print(f"{verb} the models of {len(done.dropped)} trial(s) of {study.study_name} "
+        print(f"{verb} the models of {len(done.dropped)} trial(s) of {printable(study.study_name)} "
               f"({format_bytes(done.freed)}); kept {len(done.kept)} ({args.keep}): "
               + ", ".join(f"#{n}" for n in done.kept))
         if args.vacuum and not args.dry_run:

@@ -90,3 +90,18 @@ def test_dry_run_deletes_nothing_and_bad_input_loses_nothing(db):
         bad = run_cli("prune", *args, "--storage", url)
         assert bad.returncode == 2 and message in bad.stderr and bad.stderr.count("\n") == 1
     assert _models(url) == models
+
+
+def test_export_and_prune_print_a_hostile_study_name_escaped(tmp_path):
+    """A study name is any string Optuna accepts: the lines that name it must not drive the terminal."""
+    url, name = f"sqlite:///{tmp_path / 'studies.db'}", "demo\x1b]0;owned\x07\x1b[2J"
+    study = make_study(storage.open_storage(url), name, POINTS)
+    with ResultStore(url) as store:
+        for trial in study.trials:
+            store.save_artifact(trial._trial_id, name, trial.number, TINY_TFLITE.read_bytes())
+    exported = run_cli("export", "--study", name, "--storage", url, "--trial", "1", "-o", tmp_path / "m.tflite", cwd=tmp_path)
+    pruned = run_cli("prune", "--study", name, "--storage", url, cwd=tmp_path)
+    for result in (exported, pruned):
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "demo\\x1b]0;owned\\x07\\x1b[2J" in result.stdout, result.stdout
