@@ -5,8 +5,8 @@
 
 Per seed (which draws the split, the initialisation and the data order): a ``unet`` teacher
 trained ``--teacher-epochs`` (the last rung of ``--rungs 2,6,18``); each light architecture
-trained ``--epochs`` plainly and with the teacher's soft targets (``--distill unet`` at the
-default weight and temperature); and, for ``--stage-archs``, ``--stages`` (2 -> 6 -> 18,
+trained ``--epochs`` plainly and with the teacher's soft targets (``--distill unet``, at each
+``--distill WEIGHT:TEMPERATURE``; the option's defaults unless told); and, for ``--stage-archs``, ``--stages`` (2 -> 6 -> 18,
 resumed from the stored weights and optimizer state as a promoted rung is) against one plain run
 of the last stage's epochs. Every figure is the float32 TFLite model's Dice on the validation and
 on the test split. Prints mean and spread (sample std) over seeds; each run is appended to a
@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from evaluators.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, teacher_targets  # noqa: E402
+
 LIGHT = ("depthwise:8", "fire:8", "shuffle:8")
 
 
@@ -35,19 +37,25 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=6, help="the students' epochs")
     parser.add_argument("--teacher-epochs", type=int, default=18)
-    parser.add_argument("--archs", default=",".join(LIGHT), help="PRESET:WIDTH,... light students")
+    parser.add_argument("--archs", default=",".join(LIGHT), help="PRESET:WIDTH,... light students ('' for none)")
+    parser.add_argument("--distill", default="0.5:2", help="WEIGHT:TEMPERATURE,... of the soft term (default: the option's)")
     parser.add_argument("--stages", default="2,6,18")
     parser.add_argument("--stage-archs", default="depthwise:8,unet:16")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "distillation")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
+    args.archs, args.stage_archs = _names(args.archs), _names(args.stage_archs)
     args.out.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
     if not args.report_only:
         for seed in seeds:
             run_seed(args, seed)
     report(args, seeds)
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def results_path(args) -> Path:
@@ -69,27 +77,35 @@ def run_seed(args, seed: int) -> None:
                         test_fraction=config.test_fraction)
     stages = [int(e) for e in args.stages.split(",")]
     runs = [("teacher", "unet:16", {"epochs": args.teacher_epochs})]
-    for arch in args.archs.split(","):
-        runs += [(f"{arch} plain", arch, {"epochs": args.epochs}), (f"{arch} distilled", arch, {"epochs": args.epochs, "distill": True})]
-    for arch in args.stage_archs.split(","):
+    for arch in args.archs:
+        runs.append((f"{arch} plain", arch, {"epochs": args.epochs}))
+        runs += [(distilled(arch, setting), arch, {"epochs": args.epochs, "distill": setting}) for setting in _names(args.distill)]
+    for arch in args.stage_archs:
         if arch != "unet:16":  # unet's plain run of the last stage's epochs is the teacher
             runs.append((f"{arch} plain {stages[-1]}", arch, {"epochs": stages[-1]}))
         runs.append((f"{arch} stages {args.stages}", arch, {"stages": stages}))
-    teacher = None
+    teacher = None  # its targets on the training images
     for name, arch, how in runs:
         if (seed, name) in done(args) and not (name == "teacher" and teacher is None and _needs_teacher(args, seed)):
             continue
         print(f"== seed {seed}: {name}", file=sys.stderr, flush=True)
-        row, model = train_and_score(spec_of(arch, args.image_size), data, config, how, teacher)
+        row, model = train_and_score(spec_of(arch, args.image_size), data, how, config.training, teacher)
         if name == "teacher":
-            teacher = _teacher(model, data, config)
+            teacher = teacher_targets(model, data.train_images)
         if (seed, name) not in done(args):
             with results_path(args).open("a") as file:
                 file.write(json.dumps({"seed": seed, "run": name, **row}) + "\n")
 
 
+def distilled(arch: str, setting: str) -> str:
+    """The run's name: the option's default setting keeps the plain name."""
+    weight, temperature = (float(x) for x in setting.split(":"))
+    default = (weight, temperature) == (DEFAULT_WEIGHT, DEFAULT_TEMPERATURE)
+    return f"{arch} distilled" + ("" if default else f" w{weight:g} T{temperature:g}")
+
+
 def _needs_teacher(args, seed: int) -> bool:
-    return any((seed, f"{arch} distilled") not in done(args) for arch in args.archs.split(","))
+    return any((seed, distilled(arch, setting)) not in done(args) for arch in args.archs for setting in _names(args.distill))
 
 
 def spec_of(arch: str, image_size: int):
@@ -99,25 +115,23 @@ def spec_of(arch: str, image_size: int):
     return dataclasses.replace(preset(name, image_size, 3), base_width=int(width))
 
 
-def _teacher(model, data, config):
-    from evaluators.distill import Teacher, teacher_targets
+def train_and_score(spec, data, how: dict, training: dict, targets) -> tuple[dict, object]:
+    """The float32 TFLite model's validation and test Dice after training as ``how`` says
+    (``targets``: the teacher's on the training images, for ``how["distill"]``)."""
+    from evaluators.distill import Teacher
 
-    return Teacher(teacher_targets(model, data.train_images), config.distill_weight, config.distill_temperature)
-
-
-def train_and_score(spec, data, config, how: dict, teacher) -> tuple[dict, object]:
-    """The float32 TFLite model's validation and test Dice after training as ``how`` says."""
     from search.pipeline import Stopwatch, convert, score, train
 
     clock = Stopwatch()
     if "stages" in how:
         trained, done_epochs = None, 0
         for end in how["stages"]:
-            trained = train(spec, data, end - done_epochs, config.training, clock, horizon=how["stages"][-1],
+            trained = train(spec, data, end - done_epochs, training, clock, horizon=how["stages"][-1],
                             resume=trained and trained.history.checkpoint)
             done_epochs = end
     else:
-        trained = train(spec, data, how["epochs"], config.training, clock, teacher=teacher if how.get("distill") else None)
+        teacher = Teacher(targets, *(float(x) for x in how["distill"].split(":"))) if "distill" in how else None
+        trained = train(spec, data, how["epochs"], training, clock, teacher=teacher)
     tflite = convert(spec, trained.model, data.train_images, clock)
     val, test = score(tflite, data, clock), score(tflite, data, clock, split="test")
     return {"dice": val["dice"], "test_dice": test["dice"], "dice_ci95": val["dice_ci95"],
@@ -136,11 +150,13 @@ def report(args, seeds) -> None:
         runs = [rows[(seed, name)] for seed in seeds if (seed, name) in rows]
         print(f"| {name} | {_spread([r['dice'] for r in runs])} | {_spread([r['test_dice'] for r in runs])} "
               f"| {statistics.mean(r['train_seconds'] or 0 for r in runs):.0f} | {len(runs)} |")
-    for arch in args.archs.split(","):
-        gains = [rows[(s, f"{arch} distilled")]["test_dice"] - rows[(s, f"{arch} plain")]["test_dice"]
-                 for s in seeds if (s, f"{arch} distilled") in rows and (s, f"{arch} plain") in rows]
-        if gains:
-            print(f"distillation gain, {arch}, test Dice: {_spread(gains, signed=True)} over {len(gains)} seed(s)")
+    for arch in args.archs:
+        for setting in _names(args.distill):
+            name = distilled(arch, setting)
+            gains = [rows[(s, name)]["test_dice"] - rows[(s, f"{arch} plain")]["test_dice"]
+                     for s in seeds if (s, name) in rows and (s, f"{arch} plain") in rows]
+            if gains:
+                print(f"distillation gain, {name}, test Dice: {_spread(gains, signed=True)} over {len(gains)} seed(s)")
 
 
 def _spread(values, signed: bool = False) -> str:
