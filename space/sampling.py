@@ -3,9 +3,9 @@
 Parameters are conditional: a group count is asked only for kinds that use groups, an expansion
 factor only for kinds that expand, and the stages of levels deeper than the sampled depth are not
 asked at all. A choice with one value is not asked either, so the default space (kernel 3,
-transposed upsampling, concatenated skips) asks what it asked before these choices existed. Choice sets never change
-between trials (Optuna requires that), so a sampled group count that does not divide a stage's
-channels is lowered to the largest one that does.
+transposed upsampling, concatenated skips) asks what it asked before these choices existed.
+Choice sets never change between trials (Optuna requires that), so a sampled group count that does
+not divide a stage's channels is lowered to the largest one that does.
 """
 
 from __future__ import annotations

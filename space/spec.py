@@ -200,7 +200,7 @@ class CandidateSpec:
     @property
     def summary(self) -> str:
         """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 int8`` (``w16 resize/add int8``
-        when the decoder is not today's transpose/concat)."""
+        when the decoder is not the original transpose/concat)."""
         enc = ",".join(s.label for s in self.encoder)
         dec = ",".join(s.label for s in self.decoder)
         body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
