@@ -63,30 +63,30 @@ def test_the_model_of_every_new_choice_trains(model, images):
     assert all(reached)  # every block's weights, not only the head's
 
 
-def test_the_model_of_every_new_choice_converts_in_every_mode_and_runs_in_xnnpack(model, images):
+def converts_in_every_mode_and_runs_in_xnnpack(model, images) -> dict[str, bytes]:
+    """The model's ``.tflite`` per quant mode, each checked to run close to the Keras model."""
     expected = model(images[:2], training=False).numpy()
-    for mode in QUANT_MODES:
-        tflite = to_tflite(model, QuantSpec(mode, calibration_images=8), images)
+    converted = {mode: to_tflite(model, QuantSpec(mode, calibration_images=8), images) for mode in QUANT_MODES}
+    for mode, tflite in converted.items():
         output = run_litert(tflite, images[:2])
         assert output.shape == (2, SIZE, SIZE, 1), mode
         tolerance = 1e-4 if mode == "float32" else 0.1
         assert np.abs(output - expected).max() < tolerance, mode
         if mode in ("float32", "int8"):
             assert delegated(tflite)["outside"] == {}, mode  # every op runs inside XNNPACK
-        if mode == "float32":  # resized upsampling and added skips, as asked
-            ops = op_names(tflite)
-            assert "RESIZE_BILINEAR" in ops and "ADD" in ops
-            assert not {"TRANSPOSE_CONV", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR"} & set(ops)
+    return converted
+
+
+def test_the_model_of_every_new_choice_converts_in_every_mode_and_runs_in_xnnpack(model, images):
+    ops = op_names(converts_in_every_mode_and_runs_in_xnnpack(model, images)["float32"])
+    assert "RESIZE_BILINEAR" in ops and "ADD" in ops  # resized upsampling and added skips, as asked
+    assert not {"TRANSPOSE_CONV", "CONCATENATION", "RESIZE_NEAREST_NEIGHBOR"} & set(ops)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", QUANT_MODES)
 @pytest.mark.parametrize("name", sorted(UNIFORM))
-def test_each_new_choice_alone_converts_in_every_mode_and_runs(name, mode, images):
-    model = build(UNIFORM[name], seed=0)
-    output = run_litert(to_tflite(model, QuantSpec(mode, calibration_images=8), images), images[:2])
-    assert output.shape == (2, SIZE, SIZE, 1)
-    assert np.abs(output - model(images[:2], training=False).numpy()).max() < (1e-4 if mode == "float32" else 0.1)
+def test_each_new_choice_alone_converts_in_every_mode_and_runs_in_xnnpack(name, images):
+    converts_in_every_mode_and_runs_in_xnnpack(build(UNIFORM[name], seed=0), images)
 
 
 def test_get_config_round_trip_gives_identical_outputs(model, images):
