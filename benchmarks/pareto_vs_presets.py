@@ -78,10 +78,10 @@ def _trial_wall_seconds(study) -> float:
 def search(args):
     from search.loop import run_search
     from search.progress import make_reporter
-    from space.presets import PRESETS
+    from space.presets import presets_for
 
     config = SearchConfig(
-        budget=args.budget + len(PRESETS), study=_name(args), storage=_storage(args),
+        budget=args.budget + len(presets_for()), study=_name(args), storage=_storage(args),
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
         data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,

@@ -74,14 +74,14 @@ def preset_reference(settings: dict) -> dict:
     from search.pipeline import latency_protocol
     from space.convert import to_tflite
     from space.model import build
-    from space.presets import FLOAT_PRESETS, preset
+    from space.presets import FLOAT_PRESETS, preset, presets_for
     from studies.metrics import size_kb
 
     size, threads = settings["image_size"], settings["threads"]
     device, protocol = LocalDevice(threads=threads), latency_protocol(threads, settings["latency_clock"])
     calibration = np.random.default_rng(0).uniform(0, 1, (8, size, size, 3)).astype("float32")
     latencies, sizes = [], []
-    for name in FLOAT_PRESETS:
+    for name in [name for name in presets_for() if name in FLOAT_PRESETS]:  # the default search's
         tflite = to_tflite(build(preset(name, size)), "float32", calibration)
         latencies.append(device.measure(tflite, protocol)["median_ms"])
         sizes.append(size_kb(len(tflite)))

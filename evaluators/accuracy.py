@@ -88,8 +88,20 @@ def predict_tflite(model_bytes: bytes, images, threads: int = 2) -> np.ndarray:
 
     Integer-input models get their inputs quantized with the model's own input scale and zero
     point; integer outputs are dequantized the same way. Images run one at a time (batch 1).
+    Images of another size than the model's input run at its size: see :func:`at_model_size`.
     """
-    return run_interpreter(interpreter(model_bytes, threads), images)
+    runner = interpreter(model_bytes, threads)
+    return at_model_size(lambda inputs: run_interpreter(runner, inputs), input_shape(runner)[0], images)
+
+
+def at_model_size(predict, model_size: int, images) -> np.ndarray:
+    """``predict`` on ``images`` resized (bilinear) to ``model_size``, its probabilities resized back
+    to the images' size: a candidate of another input size (``--search-input-size``) is scored on the
+    data's own masks, as every other candidate is."""
+    from evaluators.data import resize_images
+
+    images = np.asarray(images, dtype=np.float32)
+    return resize_images(predict(resize_images(images, model_size)), images.shape[1])
 
 
 def run_interpreter(runner, images) -> np.ndarray:
@@ -141,10 +153,13 @@ def evaluate_tflite(model_bytes: bytes, data, threads: int = 2, threshold: float
 
 
 def predict_keras(model, images, batch_size: int = 16) -> np.ndarray:
-    """Probabilities of a Keras model in inference mode, float32 (N, H, W, 1)."""
-    images = np.asarray(images, dtype=np.float32)
-    batches = [model(images[i:i + batch_size], training=False) for i in range(0, len(images), batch_size)]
-    return np.concatenate([np.asarray(batch) for batch in batches]).astype(np.float32)
+    """Probabilities of a Keras model in inference mode, float32 (N, H, W, 1), at the images' size
+    (see :func:`at_model_size`)."""
+    def predict(inputs):
+        batches = [model(inputs[i:i + batch_size], training=False) for i in range(0, len(inputs), batch_size)]
+        return np.concatenate([np.asarray(batch) for batch in batches]).astype(np.float32)
+
+    return at_model_size(predict, model.input_shape[1], images)
 
 
 def evaluate_keras(model, data, threshold: float = 0.5) -> dict[str, float]:

@@ -14,6 +14,7 @@ import dataclasses
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -238,6 +239,24 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
         return array.astype(np.float32) / top
     array = array.astype(np.float32)
     return array / array.max() if array.max(initial=0) > 1 else array
+
+
+def resize_images(images, size: int, method: str = "bilinear") -> np.ndarray:
+    """(N, H, W, C) float32 images (masks: ``method="nearest"``) at ``size`` x ``size``; as they are when they have that size."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([_resize(image, size, method) for image in images]).reshape(len(images), size, size, images.shape[-1])
+
+
+def training_split_at(data, size: int):
+    """``data`` with its training images and masks at ``size`` x ``size``, for a candidate of another
+    input size (``--search-input-size``). The validation and test splits keep the data's size: the
+    candidate's predictions are resized back to it, so candidates of any size are scored on the same masks."""
+    if data.train_images.shape[1] == size:
+        return data
+    changes = dict(train_images=resize_images(data.train_images, size), train_masks=resize_images(data.train_masks, size, "nearest"))
+    return dataclasses.replace(data, **changes) if dataclasses.is_dataclass(data) else SimpleNamespace(**{**vars(data), **changes})
 
 
 def _resize(array: np.ndarray, size: int, method: str) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from evaluators.data import non_finite
+from evaluators.data import non_finite, resize_images, training_split_at
 from space import _tf
 
 EpochCallback = Callable[[int, float], "bool | None"]
@@ -320,6 +320,7 @@ def fit_candidate(
     if (horizon or resume) and not resumable(spec):
         raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
     model = build(spec, grouped=form, seed=seed)
+    data, teacher = _at_input_size(data, teacher, spec.input_size)
     options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule,
                    teacher=teacher)
     history = History()
@@ -335,6 +336,13 @@ def fit_candidate(
     info["sparsity"] = compress.sparsity(native)
     info["seconds"] = time.perf_counter() - start
     return native, history, info
+
+
+def _at_input_size(data, teacher, size: int):
+    """The training split (and the teacher's targets on it) at the candidate's input size."""
+    if teacher is not None and teacher.targets.shape[1] != size:
+        teacher = dataclasses.replace(teacher, targets=resize_images(teacher.targets, size))
+    return training_split_at(data, size), teacher
 
 
 def resumable(spec) -> bool:

@@ -32,13 +32,14 @@ class _RandomTrial:
 
 def calibration_specs(count: int, image_size: int, seed: int = 0, search_space=None) -> list:
     """``count`` distinct specs: every fifth a preset (the hand-designed corners), the rest sampled."""
-    from space.presets import PRESETS, preset
+    from space.presets import PRESETS, preset, presets_for
     from space.sampling import SearchSpace, sample
     from space.spec import halvable
 
     search_space = search_space or SearchSpace()
     rng = np.random.default_rng(seed)
-    presets = [name for name in rng.permutation(list(PRESETS)) if halvable(image_size, PRESETS[name].depth)]
+    names = presets_for(search_space.block_kinds)
+    presets = [name for name in rng.permutation(names) if halvable(image_size, PRESETS[name].depth)]
     specs: dict[str, object] = {}
     for _ in range(100 * count):
         if len(specs) == count:

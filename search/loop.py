@@ -199,7 +199,7 @@ def _top_up(study, config: SearchConfig) -> None:
             _withdraw(study, trials, -missing, config.budget)
         if config.enqueue_presets:
             done = {trial.user_attrs.get("preset") for trial in trials}
-            for name in [name for name in _preset_names() if name not in done][:max(missing, 0)]:
+            for name in [name for name in _preset_names(config) if name not in done][:max(missing, 0)]:
                 _enqueue_preset(study, config, name)
                 missing -= 1
         for _ in range(max(missing, 0)):
@@ -234,10 +234,10 @@ def _enqueue_preset(study, config: SearchConfig, name: str) -> None:
         study.enqueue_trial({}, user_attrs={"preset": name})
 
 
-def _preset_names() -> list[str]:
-    from space.presets import PRESETS
+def _preset_names(config: SearchConfig) -> list[str]:
+    from space.presets import presets_for
 
-    return list(PRESETS)
+    return presets_for(config.space.block_kinds)
 
 
 def _remove_orphans() -> None:

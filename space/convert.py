@@ -11,8 +11,8 @@ from space.spec import QuantSpec
 def to_tflite(model, quant: QuantSpec | str = "float32", calibration: np.ndarray | None = None) -> bytes:
     """Convert a (stripped) tf-keras model to TFLite bytes.
 
-    ``calibration``: float images shaped like the model input, needed by the modes whose policy
-    ``calibrates``; the first ``quant.calibration_images`` are used. For a QAT mode (``int8-qat``)
+    ``calibration``: float images (of the model's input size, or resized to it), needed by the modes
+    whose policy ``calibrates``; the first ``quant.calibration_images`` are used. For a QAT mode (``int8-qat``)
     pass the QAT-trained model (its quantization parameters come from training; calibration images
     are still required by the converter); an un-annotated model is quantized post-training instead, which is how an
     untrained candidate is timed before any training is spent.
@@ -22,7 +22,8 @@ def to_tflite(model, quant: QuantSpec | str = "float32", calibration: np.ndarray
     converter = tf.lite.TFLiteConverter.from_concrete_functions([_inference_function(model)])
     quant.policy.configure(converter, tf)
     if quant.policy.calibrates:
-        converter.representative_dataset = _representative(calibration, quant.calibration_images, quant.mode)
+        converter.representative_dataset = _representative(calibration, quant.calibration_images, quant.mode,
+                                                           model.input_shape)
     if quant.io_type == "int8":
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
@@ -44,10 +45,14 @@ def _inference_function(model):
     )
 
 
-def _representative(calibration, count, mode):
+def _representative(calibration, count, mode, input_shape):
+    """Calibration batches of one image; images of the data's size are resized (bilinear) to a model
+    of another input size (``--search-input-size``)."""
     if calibration is None or len(calibration) == 0:
         raise ValueError(f"calibration: quant mode {mode!r} needs calibration images; pass some from the training split")
     images = np.asarray(calibration[:count], dtype=np.float32)
+    if images.shape[1:3] != tuple(input_shape[1:3]):
+        images = _tf.tensorflow().image.resize(images, input_shape[1:3], antialias=True).numpy()
 
     def generate():
         for image in images:

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from space import _tf
-from space.blocks import MaskedGroupConv2D, get_block
+from space.blocks import MaskedGroupConv2D, get_block, get_skip_merger, get_upsampler
 from space.spec import CandidateSpec
 
 keras = _tf.keras()
@@ -31,10 +31,9 @@ def build(spec: CandidateSpec, grouped: str = "native", seed: int | None = None)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
     x = get_block(spec.bottleneck.kind)(x, spec.channels(spec.depth), spec.bottleneck, "bottleneck", grouped)
+    upsample, merge = get_upsampler(spec.upsampling), get_skip_merger(spec.skip_merge)
     for level in reversed(range(spec.depth)):
-        # Transposed convolution, not UpSampling2D("nearest"): XNNPACK has no RESIZE_NEAREST_NEIGHBOR.
-        x = layers.Conv2DTranspose(spec.channels(level), 2, strides=2, name=f"dec{level}_up")(x)
-        x = layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
+        x = merge(upsample(x, spec.channels(level), f"dec{level}"), skips[level], f"dec{level}")
         stage = spec.decoder[level]
         x = get_block(stage.kind)(x, spec.channels(level), stage, f"dec{level}", grouped)
     outputs = layers.Conv2D(1, 1, activation="sigmoid", name="mask")(x)

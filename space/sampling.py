@@ -1,9 +1,11 @@
 """``sample(trial, space) -> CandidateSpec``: a candidate from Optuna's suggest API.
 
-Parameters are conditional: a group count is asked only for kinds that use groups, and the
-stages of levels deeper than the sampled depth are not asked at all. Choice sets never change
-between trials (Optuna requires that), so a sampled group count that does not divide a stage's
-channels is lowered to the largest one that does.
+Parameters are conditional: a group count is asked only for kinds that use groups, an expansion
+factor only for kinds that expand, and the stages of levels deeper than the sampled depth are not
+asked at all. A choice with one value is not asked either, so the default space (kernel 3,
+transposed upsampling, concatenated skips) asks what it asked before these choices existed.
+Choice sets never change between trials (Optuna requires that), so a sampled group count that does
+not divide a stage's channels is lowered to the largest one that does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ from space.spec import (
     BLOCK_KINDS,
     DEPTH_RANGE,
     DILATION_CHOICES,
+    EXPANDING_KINDS,
+    EXPANSION_CHOICES,
     GROUP_CHOICES,
     GROUPED_KINDS,
+    KERNEL_CHOICES,
+    SEARCHED_BLOCK_KINDS,
+    SKIP_MERGES,
+    UPSAMPLINGS,
     CandidateSpec,
     QuantSpec,
     StageSpec,
@@ -35,11 +43,19 @@ def _check(field: str, values, allowed) -> tuple:
 
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
-    """What the search may choose. Narrow it to focus a search; the defaults suit a Pi 4."""
+    """What the search may choose. Narrow it to focus a search; the defaults suit a Pi 4.
 
-    block_kinds: tuple[str, ...] = BLOCK_KINDS
+    The default space is the original one: the block kinds ``residual``, ``inverted`` and
+    ``factorized``, kernel 5, resized upsampling and added skips are there to be opted into.
+    """
+
+    block_kinds: tuple[str, ...] = SEARCHED_BLOCK_KINDS
     groups: tuple[int, ...] = (2, 4, 8)
+    expansions: tuple[int, ...] = EXPANSION_CHOICES[1:]
+    kernels: tuple[int, ...] = (3,)
     dilations: tuple[int, ...] = DILATION_CHOICES
+    upsamplings: tuple[str, ...] = ("transpose",)
+    skip_merges: tuple[str, ...] = ("concat",)
     depths: tuple[int, ...] = (3, 4)
     base_widths: tuple[int, ...] = (8, 12, 16)
     quant_modes: tuple[str, ...] = SEARCHED_QUANT_MODES
@@ -52,7 +68,11 @@ class SearchSpace:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
         set_("block_kinds", _check("block_kinds", self.block_kinds, BLOCK_KINDS))
         set_("groups", _check("groups", self.groups, GROUP_CHOICES[1:]))
+        set_("expansions", _check("expansions", self.expansions, EXPANSION_CHOICES[1:]))
+        set_("kernels", _check("kernels", self.kernels, KERNEL_CHOICES))
         set_("dilations", _check("dilations", self.dilations, DILATION_CHOICES))
+        set_("upsamplings", _check("upsamplings", self.upsamplings, UPSAMPLINGS))
+        set_("skip_merges", _check("skip_merges", self.skip_merges, SKIP_MERGES))
         set_("depths", _check("depths", self.depths, range(DEPTH_RANGE[0], DEPTH_RANGE[1] + 1)))
         set_("quant_modes", _check("quant_modes", self.quant_modes, QUANT_CHOICES))
         set_("base_widths", tuple(self.base_widths))
@@ -73,8 +93,12 @@ class SearchSpace:
             ("input_size", ", ".join(map(str, self.input_sizes)) if self.input_sizes else "the data's (not searched)"),
             ("per stage: kind", ", ".join(self.block_kinds)),
             ("per stage: groups (group, shuffle)", ", ".join(map(str, self.groups))),
+            ("per stage: expansion (inverted)", ", ".join(map(str, self.expansions))),
+            ("per stage: kernel", ", ".join(map(str, self.kernels))),
             ("per stage: dilation", ", ".join(map(str, self.dilations))),
             ("stages searched", "encoder levels + bottleneck" + ("; decoder mirrors the encoder" if self.mirror_decoder else " + decoder levels")),
+            ("decoder: upsampling", ", ".join(self.upsamplings)),
+            ("decoder: skip merge", ", ".join(self.skip_merges)),
             ("quant", ", ".join(self.quant_modes)),
             ("sparsity", ", ".join(f"{s:g}" for s in self.sparsities)),
         ]
@@ -102,6 +126,8 @@ def sample(trial, space: SearchSpace = SearchSpace(), input_size: int = 128, inp
         input_channels=input_channels,
         quant=QuantSpec(*_quant(trial, space)),
         sparsity=_categorical(trial, "sparsity", space.sparsities),
+        upsampling=_categorical(trial, "upsampling", space.upsamplings),
+        skip_merge=_categorical(trial, "skip_merge", space.skip_merges),
     )
 
 
@@ -122,13 +148,16 @@ def _stage(trial, name, space: SearchSpace, channels: int) -> StageSpec:
     if kind in GROUPED_KINDS:
         wanted = _categorical(trial, f"{name}_groups", space.groups)
         groups = max(g for g in GROUP_CHOICES if g <= wanted and channels % g == 0)
+    expansion = _categorical(trial, f"{name}_expansion", space.expansions) if kind in EXPANDING_KINDS else 1
     dilation = _categorical(trial, f"{name}_dilation", space.dilations)
-    return StageSpec(kind, groups, dilation)
+    kernel = _categorical(trial, f"{name}_kernel", space.kernels)
+    return StageSpec(kind, groups, dilation, expansion, kernel)
 
 
 def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
     """The trial parameters that make ``sample`` return ``spec`` (to enqueue presets)."""
-    params = {"depth": spec.depth, "base_width": spec.base_width, "quant": quant_choice(spec.quant.mode, spec.quant.io_type), "sparsity": spec.sparsity}
+    params = {"depth": spec.depth, "base_width": spec.base_width, "quant": quant_choice(spec.quant.mode, spec.quant.io_type),
+              "sparsity": spec.sparsity, "upsampling": spec.upsampling, "skip_merge": spec.skip_merge}
     if space.input_sizes:
         params["input_size"] = spec.input_size
     stages = [(f"enc{level}", stage) for level, stage in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]
@@ -137,8 +166,11 @@ def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
     for name, stage in stages:
         params[f"{name}_kind"] = stage.kind
         params[f"{name}_dilation"] = stage.dilation
+        params[f"{name}_kernel"] = stage.kernel
         if stage.kind in GROUPED_KINDS:
             params[f"{name}_groups"] = stage.groups
+        if stage.kind in EXPANDING_KINDS:
+            params[f"{name}_expansion"] = stage.expansion
     return params
 
 

@@ -2,7 +2,12 @@
 
 A U-Net of ``depth`` encoder levels, a bottleneck and a mirrored decoder. Level ``i`` has
 ``base_width * 2**i`` channels; the bottleneck has ``base_width * 2**depth``. Each stage names a
-block kind (see ``space.blocks.BLOCKS``), a group count and a dilation rate.
+block kind (see ``space.blocks.BLOCKS``), a group count, an expansion factor, a kernel size and a
+dilation rate; the decoder upsamples and merges its skips in one of the ways ``space.blocks`` holds.
+
+Fields added after specs were first stored (``LATER_FIELDS``) are left out of ``to_dict`` at their
+defaults: a spec of the original space serialises exactly as it did, so keys made of its JSON (the
+device calibration's samples) stay valid, and a stored spec without them loads as it was built.
 """
 
 from __future__ import annotations
@@ -14,10 +19,19 @@ from typing import Any
 from space.quant import QUANT_MODES  # noqa: F401  (re-exported: the names the spec accepts)
 from space.quant import NO_QUANTIZATION, QUANT_POLICIES, QuantPolicy, quant_policy
 
-BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle")
+BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle", "residual", "inverted", "factorized")
+SEARCHED_BLOCK_KINDS = BLOCK_KINDS[:5]  # the default space; the later kinds are opt-in (--block-kinds)
 GROUPED_KINDS = ("group", "shuffle")  # kinds whose group count is a real choice
+EXPANDING_KINDS = ("inverted",)  # kinds whose expansion factor is a real choice
 GROUP_CHOICES = (1, 2, 4, 8)
+EXPANSION_CHOICES = (1, 2, 4, 6)
+KERNEL_CHOICES = (3, 5)
 DILATION_CHOICES = (1, 2, 4)
+UPSAMPLINGS = ("transpose", "resize")  # the decoder's: see space.blocks.UPSAMPLERS
+SKIP_MERGES = ("concat", "add")  # how the decoder merges a skip: see space.blocks.SKIP_MERGERS
+KIND_LABELS = {"standard": "std", "group": "grp", "depthwise": "dw", "fire": "fire", "shuffle": "shf",
+               "residual": "res", "inverted": "inv", "factorized": "fac"}
+LATER_FIELDS = ("expansion", "kernel", "upsampling", "skip_merge")
 DEPTH_RANGE = (3, 5)
 
 IO_TYPES = ("float32", "int8")
@@ -34,11 +48,14 @@ def _choices(values) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:
-    """One U-Net stage: ``kind`` of block, ``groups`` (grouped kinds only) and ``dilation``."""
+    """One U-Net stage: ``kind`` of block, ``groups`` (grouped kinds only), ``dilation``,
+    ``expansion`` (expanding kinds only) and ``kernel`` (the size of its spatial convolutions)."""
 
     kind: str = "standard"
     groups: int = 1
     dilation: int = 1
+    expansion: int = 1
+    kernel: int = 3
 
     def __post_init__(self):
         if self.kind not in BLOCK_KINDS:
@@ -52,13 +69,26 @@ class StageSpec:
             )
         if not isinstance(self.dilation, int) or self.dilation < 1:
             raise ValueError(f"dilation: must be an integer >= 1, got {self.dilation!r}; choose one of {_choices(DILATION_CHOICES)}")
+        if self.expansion not in EXPANSION_CHOICES:
+            raise ValueError(f"expansion: {self.expansion!r} is not allowed; choose one of {_choices(EXPANSION_CHOICES)}")
+        if self.kind not in EXPANDING_KINDS and self.expansion != 1:
+            raise ValueError(
+                f"expansion: block kind {self.kind!r} takes no expansion factor (expansion=1); "
+                f"only {_choices(EXPANDING_KINDS)} use one"
+            )
+        if self.kernel not in KERNEL_CHOICES:
+            raise ValueError(f"kernel: {self.kernel!r} is not allowed; choose one of {_choices(KERNEL_CHOICES)}")
 
     @property
     def label(self) -> str:
-        """Short label such as ``std``, ``grp4``, ``dw-d2``."""
-        short = {"standard": "std", "group": "grp", "depthwise": "dw", "fire": "fire", "shuffle": "shf"}[self.kind]
-        text = short + (str(self.groups) if self.kind in GROUPED_KINDS else "")
+        """Short label such as ``std``, ``grp4``, ``dw-d2``, ``inv6-k5``."""
+        text = KIND_LABELS[self.kind] + (str(self.groups) if self.kind in GROUPED_KINDS else "")
+        text += str(self.expansion) if self.kind in EXPANDING_KINDS else ""
+        text += f"-k{self.kernel}" if self.kernel != 3 else ""
         return text + (f"-d{self.dilation}" if self.dilation > 1 else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _without_later_defaults(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +147,8 @@ class CandidateSpec:
     input_channels: int = 3
     quant: QuantSpec = QuantSpec()
     sparsity: float = 0.0
+    upsampling: str = "transpose"
+    skip_merge: str = "concat"
 
     def __post_init__(self):
         object.__setattr__(self, "encoder", tuple(self.encoder))
@@ -137,6 +169,10 @@ class CandidateSpec:
             )
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity: must be in [0, 1), got {self.sparsity}")
+        if self.upsampling not in UPSAMPLINGS:
+            raise ValueError(f"upsampling: unknown {self.upsampling!r}; choose one of {_choices(UPSAMPLINGS)}")
+        if self.skip_merge not in SKIP_MERGES:
+            raise ValueError(f"skip_merge: unknown {self.skip_merge!r}; choose one of {_choices(SKIP_MERGES)}")
         for where, level, stage in self.stages():
             channels = self.channels(level)
             if channels % stage.groups:
@@ -163,12 +199,14 @@ class CandidateSpec:
 
     @property
     def summary(self) -> str:
-        """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 int8``."""
+        """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 int8`` (``w16 resize/add int8``
+        when the decoder is not the original transpose/concat)."""
         enc = ",".join(s.label for s in self.encoder)
         dec = ",".join(s.label for s in self.decoder)
         body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
+        decoder = f" {self.upsampling}/{self.skip_merge}" if (self.upsampling, self.skip_merge) != ("transpose", "concat") else ""
         extra = f" sp{self.sparsity:g}" if self.sparsity else ""
-        return f"{body} w{self.base_width} {self.quant.label}{extra}"
+        return f"{body} w{self.base_width}{decoder} {self.quant.label}{extra}"
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -176,7 +214,12 @@ class CandidateSpec:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = _without_later_defaults(self)
+        data["encoder"] = [stage.to_dict() for stage in self.encoder]
+        data["bottleneck"] = self.bottleneck.to_dict()
+        data["decoder"] = [stage.to_dict() for stage in self.decoder]
+        data["quant"] = dataclasses.asdict(self.quant)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -201,7 +244,14 @@ class CandidateSpec:
         return dataclasses.replace(self, **changes)
 
 
-def uniform(kind: str = "standard", depth: int = 4, groups: int = 1, dilation: int = 1, **kwargs) -> CandidateSpec:
+def _without_later_defaults(spec) -> dict[str, Any]:
+    """The fields of a dataclass spec, less those of ``LATER_FIELDS`` that hold their defaults."""
+    return {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)
+            if field.name not in LATER_FIELDS or getattr(spec, field.name) != field.default}
+
+
+def uniform(kind: str = "standard", depth: int = 4, groups: int = 1, dilation: int = 1, expansion: int = 1,
+            kernel: int = 3, **kwargs) -> CandidateSpec:
     """A spec with the same stage everywhere."""
-    stage = StageSpec(kind, groups, dilation)
+    stage = StageSpec(kind, groups, dilation, expansion, kernel)
     return CandidateSpec(encoder=(stage,) * depth, bottleneck=stage, decoder=(stage,) * depth, **kwargs)

@@ -47,9 +47,10 @@ def _table(names, specs, modes, err):
 
     shape = (4, specs[0].input_size, specs[0].input_size, specs[0].input_channels)
     calibration = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
-    print(f"{'preset':<14} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{quant_choice(m.mode, m.io_type) + ' KB':>12}" for m in modes), flush=True)
+    width = max(len(name) for name in ("preset", *names))
+    print(f"{'preset':<{width}} {'params':>10} {'MMACs':>9}  " + "  ".join(f"{quant_choice(m.mode, m.io_type) + ' KB':>12}" for m in modes), flush=True)
     for name, spec in tqdm(list(zip(names, specs)), desc="converting", file=err, leave=False):
         model = build(spec)
         costs = static_costs(model)
         sizes = [size_kb(len(to_tflite(model, mode, calibration))) for mode in modes]
-        tqdm.write(f"{name:<14} {costs.params:>10,} {costs.macs / 1e6:>9.1f}  " + "  ".join(f"{s:>12.1f}" for s in sizes))
+        tqdm.write(f"{name:<{width}} {costs.params:>10,} {costs.macs / 1e6:>9.1f}  " + "  ".join(f"{s:>12.1f}" for s in sizes))

@@ -66,8 +66,9 @@ def test_integer_io_models_get_quantized_inputs_and_dequantized_outputs(data):
     assert probabilities.dtype == np.float32 and probabilities.shape == (4, 32, 32, 1)
     assert 0 <= probabilities.min() and probabilities.max() <= 1
     assert np.abs(probabilities - float_probabilities).mean() < 0.03
+    assert predict_tflite(int8_io, np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 16, 16, 1)  # run at 32, resized back
     with pytest.raises(ValueError, match="do not match the model input"):
-        predict_tflite(int8_io, np.zeros((1, 16, 16, 3), np.float32))
+        predict_tflite(int8_io, np.zeros((1, 32, 32, 1), np.float32))
 
 
 def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_images():

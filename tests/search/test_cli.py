@@ -62,7 +62,8 @@ def test_bad_narrowing_is_one_line_and_status_2(cli):
     result = cli("space", "--block-kinds", "inception")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "search: error: block_kinds: inception not allowed; choose from standard, group, depthwise, fire, shuffle"
+        "search: error: block_kinds: inception not allowed; choose from standard, group, depthwise, fire, shuffle, residual, "
+        "inverted, factorized"
     ]
     assert "Traceback" not in result.stderr
 

@@ -5,7 +5,7 @@ import pytest
 
 from space.convert import to_tflite
 from space.model import build, static_costs, transfer_weights
-from space.presets import FLOAT_PRESETS, PRESETS, preset
+from space.presets import FLOAT_PRESETS, PRESETS, preset, presets_for
 from space.spec import QUANT_MODES, QuantSpec, uniform
 
 SIZE = 32
@@ -62,7 +62,9 @@ def test_costs_shrink_for_lightweight_blocks():
     assert costs["dilated"].params == costs["unet"].params  # dilation adds receptive field, not weights
 
 
-@pytest.mark.parametrize("name", sorted(FLOAT_PRESETS))
+# The opt-in kinds' presets convert in the slow tier: test_blocks converts their blocks in the default one.
+@pytest.mark.parametrize("name", [name if name in presets_for() else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in sorted(FLOAT_PRESETS)])
 def test_preset_converts_in_every_mode_and_runs(name, calibration):
     model = build(preset(name, SIZE), seed=0)
     expected = model(calibration[:2], training=False).numpy()

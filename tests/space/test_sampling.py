@@ -2,7 +2,10 @@ import optuna
 import pytest
 
 from space.presets import PRESETS
-from space.sampling import SearchSpace, params_of, sample
+from space.sampling import SearchSpace, in_space, params_of, sample
+from space.spec import BLOCK_KINDS, KERNEL_CHOICES, SKIP_MERGES, UPSAMPLINGS
+
+ENLARGED = SearchSpace(block_kinds=BLOCK_KINDS, kernels=KERNEL_CHOICES, upsamplings=UPSAMPLINGS, skip_merges=SKIP_MERGES)
 
 
 def test_sampling_with_a_fixed_trial():
@@ -58,6 +61,10 @@ def test_narrowed_space_only_yields_its_choices():
         ({"depths": (2,)}, "depths: 2 not allowed"),
         ({"base_widths": (10,)}, "base_widths: 10 is not a multiple of 4"),
         ({"groups": (3,)}, "groups: 3 not allowed"),
+        ({"kernels": (7,)}, "kernels: 7 not allowed"),
+        ({"expansions": (1,)}, "expansions: 1 not allowed"),
+        ({"upsamplings": ("nearest",)}, "upsamplings: nearest not allowed"),
+        ({"skip_merges": ()}, "skip_merges: needs at least one value"),
     ],
 )
 def test_bad_narrowing_is_a_clear_error(changes, message):
@@ -65,7 +72,39 @@ def test_bad_narrowing_is_a_clear_error(changes, message):
         SearchSpace(**changes)
 
 
+@pytest.mark.parametrize("space", [SearchSpace(block_kinds=BLOCK_KINDS), ENLARGED], ids=["all-kinds", "enlarged"])
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_presets_round_trip_through_trial_params(name):
+def test_presets_round_trip_through_trial_params(name, space):
     spec = PRESETS[name]
-    assert sample(optuna.trial.FixedTrial(params_of(spec)), input_size=spec.input_size) == spec
+    assert sample(optuna.trial.FixedTrial(params_of(spec, space)), space, input_size=spec.input_size) == spec
+
+
+def test_the_default_space_asks_what_it_asked_before_the_new_choices():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        spec = sample(trial, input_size=32)
+        study.tell(trial, 0.0)
+        assert set(spec.kinds) <= {"standard", "group", "depthwise", "fire", "shuffle"}
+        assert not [key for key in trial.params if key.endswith(("_kernel", "_expansion", "upsampling", "skip_merge"))]
+        assert spec.to_dict().keys() == {"encoder", "bottleneck", "decoder", "base_width", "input_size",
+                                         "input_channels", "quant", "sparsity"}
+
+
+def test_the_enlarged_space_yields_every_new_choice_and_asks_expansion_only_for_inverted():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {"kind": set(), "kernel": set(), "expansion": set(), "upsampling": set(), "skip_merge": set()}
+    for _ in range(40):
+        trial = study.ask()
+        spec = sample(trial, ENLARGED, input_size=32)
+        study.tell(trial, 0.0)
+        assert in_space(spec, ENLARGED)
+        seen["upsampling"].add(spec.upsampling)
+        seen["skip_merge"].add(spec.skip_merge)
+        for name, stage in [(f"enc{i}", s) for i, s in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]:
+            assert (f"{name}_expansion" in trial.params) == (stage.kind == "inverted")
+            seen["kind"].add(stage.kind)
+            seen["kernel"].add(stage.kernel)
+            seen["expansion"].add(stage.expansion)
+    assert seen == {"kind": set(BLOCK_KINDS), "kernel": {3, 5}, "expansion": {1, 2, 4, 6},
+                    "upsampling": set(UPSAMPLINGS), "skip_merge": set(SKIP_MERGES)}
