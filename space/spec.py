@@ -21,6 +21,8 @@ DILATION_CHOICES = (1, 2, 4)
 DEPTH_RANGE = (3, 5)
 
 IO_TYPES = ("float32", "int8")
+OFF = 1.0  # channel_keep and rank_fraction: the trained model is not compressed
+COMPRESSION_FIELDS = ("channel_keep", "rank_fraction")  # left out of the JSON when off: older specs serialise as before
 
 
 def halvable(input_size: int, depth: int) -> bool:
@@ -117,6 +119,8 @@ class CandidateSpec:
     input_channels: int = 3
     quant: QuantSpec = QuantSpec()
     sparsity: float = 0.0
+    channel_keep: float = OFF  # structured pruning: the share of each convolution's filters kept (by L1 norm)
+    rank_fraction: float = OFF  # low-rank factorisation of KxK convolutions: the share of the full rank kept
 
     def __post_init__(self):
         object.__setattr__(self, "encoder", tuple(self.encoder))
@@ -137,6 +141,14 @@ class CandidateSpec:
             )
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity: must be in [0, 1), got {self.sparsity}")
+        for name in COMPRESSION_FIELDS:
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be in (0, 1] (1: off), got {getattr(self, name)}")
+        if self.compressed and self.quant.policy.trains_aware:
+            raise ValueError(
+                f"channel_keep, rank_fraction: quant mode {self.quant.mode!r} trains a quantization-aware model, "
+                "which is not rebuilt narrower; set both to 1 or choose a post-training quant mode"
+            )
         for where, level, stage in self.stages():
             channels = self.channels(level)
             if channels % stage.groups:
@@ -144,6 +156,11 @@ class CandidateSpec:
                     f"groups: {stage.groups} does not divide the {channels} channels of {where}; "
                     f"choose one of {_choices(g for g in GROUP_CHOICES if channels % g == 0)}"
                 )
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the trained model is pruned to fewer channels or factorised before conversion."""
+        return self.channel_keep < OFF or self.rank_fraction < OFF
 
     @property
     def depth(self) -> int:
@@ -168,6 +185,8 @@ class CandidateSpec:
         dec = ",".join(s.label for s in self.decoder)
         body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
         extra = f" sp{self.sparsity:g}" if self.sparsity else ""
+        extra += f" keep{self.channel_keep:g}" if self.channel_keep < OFF else ""
+        extra += f" rank{self.rank_fraction:g}" if self.rank_fraction < OFF else ""
         return f"{body} w{self.base_width} {self.quant.label}{extra}"
 
     @property
@@ -176,7 +195,8 @@ class CandidateSpec:
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        return {key: value for key, value in data.items() if not (key in COMPRESSION_FIELDS and value == OFF)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
