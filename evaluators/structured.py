@@ -31,7 +31,6 @@ from space import _tf
 from space.blocks import MaskedGroupConv2D
 
 FINE_TUNE_EPOCHS = 1
-FINE_TUNE_LR_FACTOR = 0.1  # of the training's peak rate: the trained weights need a nudge, not a new start
 
 
 # -- one functional graph rebuilt -----------------------------------------------------------------
@@ -354,9 +353,9 @@ def shrink(spec, model):
     return model, info
 
 
-def compress(spec, model, data, history, epochs: int = FINE_TUNE_EPOCHS, **training):
-    """``(model, history, info)``: :func:`shrink`, then ``epochs`` of fine-tuning on ``data`` with
-    ``training`` (``fit_candidate``'s keywords; the rate at ``FINE_TUNE_LR_FACTOR`` of its peak).
+def compress(spec, model, data, history, fine_tune_epochs: int = FINE_TUNE_EPOCHS, **training):
+    """``(model, history, info)``: :func:`shrink`, then ``fine_tune_epochs`` of training on ``data`` with
+    ``training`` (``fit_candidate``'s keywords: its schedule again, warm-up and decay, over the fine-tune).
 
     ``history`` (the training's) gets the fine-tune's epochs appended but keeps its checkpoint: the
     uncompressed model's, which a promoted rung trains on before compressing again. ``info`` adds
@@ -367,23 +366,27 @@ def compress(spec, model, data, history, epochs: int = FINE_TUNE_EPOCHS, **train
     start = time.perf_counter()
     model, info = shrink(spec, model)
     info["val_dice_compressed"] = dice_iou(predict_keras(model, data.val_images), data.val_masks)[0]
-    tuned = fine_tune(model, data, epochs, keep_zeros=spec.sparsity > 0, **training) if epochs else History()
+    tuned = fine_tune(model, data, fine_tune_epochs, spec.sparsity > 0, **training) if fine_tune_epochs else History()
     info.update(fine_tune_epochs=tuned.epochs, seconds=time.perf_counter() - start)
     combined = History(history.loss + tuned.loss, history.val_dice + tuned.val_dice, history.seconds + tuned.seconds,
                        history.stopped_early, history.checkpoint)
     return model, combined, info
 
 
-def fine_tune(model, data, epochs: int, keep_zeros: bool = False, learning_rate: float = 2e-3, **training):
-    """Train ``model`` in place for ``epochs`` at a tenth of the rate; grouped convolutions train in
-    their masked form (see :mod:`space.blocks`) and are copied back. Returns the History."""
+def fine_tune(model, data, epochs: int, keep_zeros: bool = False, **training):
+    """Train ``model`` in place for ``epochs`` (``training``: :func:`evaluators.train.train`'s keywords);
+    grouped convolutions train in their masked form (see :mod:`space.blocks`) and are copied back,
+    zero kernel entries stay zero with ``keep_zeros`` (magnitude sparsity). Returns the History.
+
+    At the training's own rate and schedule: a tiny group U-Net (32x32) pruned to half its filters and
+    factorised to half rank came back to Dice 0.86 in two epochs at that rate, to 0.56 at a tenth of it."""
     from evaluators.compress import KeepZeros
     from evaluators.train import train
     from space.model import transfer_weights
 
     form = masked_form(model)
     callbacks = [KeepZeros(form)] if keep_zeros else []
-    history = train(form, data, epochs, learning_rate=learning_rate * FINE_TUNE_LR_FACTOR, keras_callbacks=callbacks, **training)
+    history = train(form, data, epochs, keras_callbacks=callbacks, **training)
     if form is not model:
         transfer_weights(form, model)
     return history

@@ -91,6 +91,8 @@ OPTIONS = (
            group=_DATA, low=0, high=1),
     Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
            group=_DATA, above=0),
+    Option("fine_tune_epochs", int, 1, "epochs of fine-tuning after --channel-keeps pruning or --rank-fractions "
+           "factorisation (0: none)", group=_DATA, low=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",

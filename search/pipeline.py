@@ -163,7 +163,8 @@ class Trained:
 def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None, *,
           horizon=None, resume=None, teacher=None) -> Trained:
     """Train ``spec`` on ``data`` for ``epochs`` with ``training`` (``SearchConfig.training``: batch
-    size, seed, learning rate, schedule). ``callback(epoch, val_dice)`` returning False stops it
+    size, seed, learning rate, schedule; ``fine_tune_epochs`` for :func:`compress`, which follows).
+    ``callback(epoch, val_dice)`` returning False stops it
     (``history.stopped_early``).
 
     In stages (a promoted rung): ``resume`` is the ``history.checkpoint`` of the stage before and
@@ -172,9 +173,10 @@ def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=No
     ``teacher`` (``evaluators.distill.Teacher``): its soft targets join the loss."""
     from evaluators.train import fit_candidate
 
+    fit = {key: value for key, value in training.items() if key != "fine_tune_epochs"}  # that one is compress's
     with clock.phase("train"):
         model, history, info = fit_candidate(
-            spec, data, epochs, callback=callback, horizon=horizon, resume=resume, teacher=teacher, **training
+            spec, data, epochs, callback=callback, horizon=horizon, resume=resume, teacher=teacher, **fit
         )
     return compress(spec, Trained(model, history, jsonable(info or {})), data, training, clock)
 

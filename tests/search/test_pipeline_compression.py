@@ -11,7 +11,7 @@ def test_training_a_compressed_spec_returns_the_compressed_fine_tuned_model_and_
 
     data = load_dataset("synthetic", 32, 3, seed=0, limit=16)
     spec = uniform("standard", depth=3, base_width=4, input_size=32, channel_keep=0.5, rank_fraction=0.5)
-    training = dict(batch_size=8, seed=0, learning_rate=2e-3, schedule="cosine")
+    training = dict(batch_size=8, seed=0, learning_rate=2e-3, schedule="cosine", fine_tune_epochs=1)
     clock = Stopwatch()
     trained = train(spec, data, 1, training, clock)
     assert static_costs(trained.model).macs < static_costs(build(spec)).macs / 2
