@@ -208,9 +208,12 @@ def decide(model, plan: ChannelPlan, keep: float) -> ChannelPlan:
         uneven = [(name, groups) for name, groups in plan.grouped if len(set(_group_counts(plan, name, groups, model))) > 1]
         if not uneven:
             return plan
+        pinned = len(plan.pinned)
         for name, groups in uneven:
             plan.pin({source for source, _ in plan.ids[parents(model.get_layer(name))[0]]},
                      f"feeds grouped {name!r}, whose groups would come out uneven")
+        if len(plan.pinned) == pinned:  # cannot happen: fully kept inputs fill every group alike
+            raise RuntimeError(f"channel pruning: the groups of {', '.join(name for name, _ in uneven)} stay uneven")
 
 
 def _keep_mask(model, plan: ChannelPlan, members: list[str], keep: float) -> np.ndarray:

@@ -106,6 +106,24 @@ def test_the_inputs_of_an_add_are_pruned_as_one_set():
     np.testing.assert_array_equal(pruned.get_layer("b").get_weights()[0], model.get_layer("b").get_weights()[0][:, :, kept][..., kept])
 
 
+def test_groups_that_would_come_out_uneven_keep_their_inputs_and_the_model_still_computes():
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(16, 3, padding="same", name="a")(inputs)
+    b = keras.layers.Conv2D(16, 3, padding="same", name="b")(inputs)
+    first = keras.layers.Conv2D(16, 3, padding="same", groups=2, name="first")(a)  # a: 2 segments of 8
+    both = keras.layers.Concatenate(name="both")([a, b])  # a fills group 0 of "second", b group 1
+    second = keras.layers.Conv2D(16, 3, padding="same", groups=2, name="second")(both)
+    merged = keras.layers.Concatenate(name="merged")([first, second])
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, name="out")(merged))
+    pruned, info = structured.prune_channels(model, 0.3)  # a would keep 2 x 2, b 5: uneven
+    assert "uneven" in info["pinned"]["a"] and "uneven" in info["pinned"]["b"]
+    assert pruned.get_layer("first").filters == pruned.get_layer("second").filters == 4  # 2 per group
+    full = structured.prune_channels(model, 1.0)[0]
+    images = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype(np.float32)
+    hidden = lambda m: keras.Model(m.input, m.get_layer("both").output)(images).numpy()  # noqa: E731
+    np.testing.assert_array_equal(hidden(pruned), hidden(full))  # a and b untouched
+
+
 def test_keeping_everything_is_the_same_model(mixed):
     same, info = structured.prune_channels(mixed, 1.0)
     assert info["filters_after"] == info["filters_before"]
