@@ -91,6 +91,8 @@ OPTIONS = (
            group=_DATA, low=0, high=1),
     Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
            group=_DATA, above=0),
+    Option("fine_tune_epochs", int, 1, "epochs of fine-tuning after --channel-keeps pruning or --rank-fractions "
+           "factorisation (0: none)", group=_DATA, low=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",
@@ -137,6 +139,12 @@ OPTIONS = (
            many=True, metavar="M,M", shown="concat", space_field="skip_merges"),
     Option("sparsities", float, None, "magnitude-pruning targets, e.g. 0,0.5,0.75", group=_SPACE, many=True,
            metavar="S,S", space_field="sparsities"),
+    Option("channel_keeps", float, None, "structured channel pruning after training: shares of each convolution's "
+           "filters kept (smallest L1 norms removed, then a brief fine-tune), e.g. 1,0.75,0.5", group=_SPACE,
+           many=True, above=0, high=1, metavar="K,K", shown="1 (off)", space_field="channel_keeps"),
+    Option("rank_fractions", float, None, "low-rank (SVD) factorisation of trained KxK convolutions: shares of the "
+           "full rank kept, then a brief fine-tune, e.g. 1,0.5,0.25", group=_SPACE, many=True, above=0,
+           high=1, metavar="R,R", shown="1 (off)", space_field="rank_fractions"),
     Option("search_input_size", int, None, "search the input resolution too", group=_SPACE, many=True, low=1, high=MAX_IMAGE_SIZE,
            metavar="N,N", space_field="input_sizes"),
     Option("sampler", str, "tpe", "Optuna sampler", KEPT, group=_RUN, choices=SAMPLERS),
@@ -302,8 +310,10 @@ def help_text(option: Option) -> str:
     notes = []
     if option.shown or not (option.default is None or option.default is False or option.default == ()):
         notes.append(f"default {option.shown or _shown(option.default)}")
-    if option.high is not None:
+    if option.high is not None and option.low is not None:
         notes.append(f"{_shown(option.low)} to {_shown(option.high)}")
+    elif option.high is not None:
+        notes.append(f"above {_shown(option.above)}, at most {_shown(option.high)}")
     text = f"{option.help} ({'; '.join(notes)})" if notes else option.help
     return text.replace("%", "%%")  # argparse formats help with %
 

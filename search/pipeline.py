@@ -6,7 +6,8 @@ Every caller chains the same steps; none of them knows Optuna. Each takes plain 
 :func:`latency_protocol`) and a :class:`Stopwatch`, and returns plain results:
 
     untrained = Untrained(spec, calibration, device, protocol, clock)   # costs before training
-    trained = train(spec, data, epochs, training, clock, callback)      # -> Trained(model, history, info)
+    trained = train(spec, data, epochs, training, clock, callback)      # -> Trained(model, history, info),
+                                                                        #    compressed as the spec asks
     evaluation = finish(spec, trained, data, device, protocol, clock)   # convert -> score -> measure
     store(results, record, evaluation, device, protocol, data, clock)   # artifact, latency, previews
 
@@ -120,9 +121,10 @@ class Untrained:
 
     @functools.cached_property
     def tflite(self) -> bytes:
+        from evaluators.structured import shrink
         from space.model import build
 
-        model = build(self.spec)
+        model, _ = shrink(self.spec, build(self.spec))  # pruned and factorised as after training: the same shapes
         self.record(**model_costs(self.spec, model))
         tflite = convert(self.spec, model, self.calibration, self.clock)
         self.record(size_bytes=len(tflite))
@@ -161,7 +163,8 @@ class Trained:
 def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=None, *,
           horizon=None, resume=None, teacher=None) -> Trained:
     """Train ``spec`` on ``data`` for ``epochs`` with ``training`` (``SearchConfig.training``: batch
-    size, seed, learning rate, schedule). ``callback(epoch, val_dice)`` returning False stops it
+    size, seed, learning rate, schedule; ``fine_tune_epochs`` for :func:`compress`, which follows).
+    ``callback(epoch, val_dice)`` returning False stops it
     (``history.stopped_early``).
 
     In stages (a promoted rung): ``resume`` is the ``history.checkpoint`` of the stage before and
@@ -170,11 +173,27 @@ def train(spec, data, epochs: int, training: dict, clock: Stopwatch, callback=No
     ``teacher`` (``evaluators.distill.Teacher``): its soft targets join the loss."""
     from evaluators.train import fit_candidate
 
+    fit = {key: value for key, value in training.items() if key != "fine_tune_epochs"}  # that one is compress's
     with clock.phase("train"):
         model, history, info = fit_candidate(
-            spec, data, epochs, callback=callback, horizon=horizon, resume=resume, teacher=teacher, **training
+            spec, data, epochs, callback=callback, horizon=horizon, resume=resume, teacher=teacher, **fit
         )
-    return Trained(model, history, jsonable(info or {}))
+    return compress(spec, Trained(model, history, jsonable(info or {})), data, training, clock)
+
+
+def compress(spec, trained: Trained, data, training: dict, clock: Stopwatch) -> Trained:
+    """The trained model pruned to fewer channels and/or factorised to a lower rank as ``spec`` asks
+    (``channel_keep``, ``rank_fraction``), then fine-tuned briefly (``evaluators.structured.compress``);
+    ``trained`` itself when both are off or the training stopped early (the trial is dropped). Its
+    history goes on with the fine-tune's epochs but keeps the training's checkpoint (of the
+    uncompressed model: a promoted rung trains that on)."""
+    if not spec.compressed or trained.history.stopped_early:
+        return trained
+    from evaluators.structured import compress as compressed
+
+    with clock.phase("compress"):
+        model, history, info = compressed(spec, trained.model, data, trained.history, **training)
+    return Trained(model, history, {**trained.info, "compression": jsonable(info)})
 
 
 def model_costs(spec, model) -> dict[str, int]:

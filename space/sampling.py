@@ -22,6 +22,7 @@ from space.spec import (
     GROUP_CHOICES,
     GROUPED_KINDS,
     KERNEL_CHOICES,
+    OFF,
     SEARCHED_BLOCK_KINDS,
     SKIP_MERGES,
     UPSAMPLINGS,
@@ -60,6 +61,8 @@ class SearchSpace:
     base_widths: tuple[int, ...] = (8, 12, 16)
     quant_modes: tuple[str, ...] = SEARCHED_QUANT_MODES
     sparsities: tuple[float, ...] = (0.0,)
+    channel_keeps: tuple[float, ...] = (OFF,)  # structured channel pruning after training; 1: off
+    rank_fractions: tuple[float, ...] = (OFF,)  # low-rank factorisation of KxK convolutions after training; 1: off
     input_sizes: tuple[int, ...] | None = None  # None: the data's size, not searched
     mirror_decoder: bool = True
     calibration_images: int = 64
@@ -82,6 +85,11 @@ class SearchSpace:
         for sparsity in self.sparsities:
             if not 0 <= sparsity < 1:
                 raise ValueError(f"sparsities: {sparsity} is outside [0, 1); try 0, 0.5 or 0.75")
+        for name in ("channel_keeps", "rank_fractions"):
+            set_(name, tuple(getattr(self, name)))
+            for value in getattr(self, name):
+                if not 0 < value <= 1:
+                    raise ValueError(f"{name}: {value} is outside (0, 1]; try 1 (off), 0.75 or 0.5")
         if self.input_sizes is not None:
             set_("input_sizes", tuple(self.input_sizes))
 
@@ -101,6 +109,8 @@ class SearchSpace:
             ("decoder: skip merge", ", ".join(self.skip_merges)),
             ("quant", ", ".join(self.quant_modes)),
             ("sparsity", ", ".join(f"{s:g}" for s in self.sparsities)),
+            ("channel_keep (pruning after training)", ", ".join(f"{k:g}" for k in self.channel_keeps)),
+            ("rank_fraction (low rank after training)", ", ".join(f"{r:g}" for r in self.rank_fractions)),
         ]
         return rows
 
@@ -117,6 +127,7 @@ def sample(trial, space: SearchSpace = SearchSpace(), input_size: int = 128, inp
         decoder = encoder
     else:
         decoder = tuple(_stage(trial, f"dec{level}", space, base_width * 2 ** level) for level in range(depth))
+    quant = QuantSpec(*_quant(trial, space))
     return CandidateSpec(
         encoder=encoder,
         bottleneck=bottleneck,
@@ -124,11 +135,20 @@ def sample(trial, space: SearchSpace = SearchSpace(), input_size: int = 128, inp
         base_width=base_width,
         input_size=input_size,
         input_channels=input_channels,
-        quant=QuantSpec(*_quant(trial, space)),
+        quant=quant,
         sparsity=_categorical(trial, "sparsity", space.sparsities),
         upsampling=_categorical(trial, "upsampling", space.upsamplings),
         skip_merge=_categorical(trial, "skip_merge", space.skip_merges),
+        **_compression(trial, space, quant),
     )
+
+
+def _compression(trial, space: SearchSpace, quant: QuantSpec) -> dict:
+    """``channel_keep`` and ``rank_fraction``: asked only for post-training quantization (a QAT model is not rebuilt)."""
+    if quant.policy.trains_aware:
+        return {}
+    return {"channel_keep": _categorical(trial, "channel_keep", space.channel_keeps),
+            "rank_fraction": _categorical(trial, "rank_fraction", space.rank_fractions)}
 
 
 def _quant(trial, space: SearchSpace) -> tuple[str, int, str]:
@@ -157,7 +177,8 @@ def _stage(trial, name, space: SearchSpace, channels: int) -> StageSpec:
 def params_of(spec: CandidateSpec, space: SearchSpace = SearchSpace()) -> dict:
     """The trial parameters that make ``sample`` return ``spec`` (to enqueue presets)."""
     params = {"depth": spec.depth, "base_width": spec.base_width, "quant": quant_choice(spec.quant.mode, spec.quant.io_type),
-              "sparsity": spec.sparsity, "upsampling": spec.upsampling, "skip_merge": spec.skip_merge}
+              "sparsity": spec.sparsity, "upsampling": spec.upsampling, "skip_merge": spec.skip_merge,
+              "channel_keep": spec.channel_keep, "rank_fraction": spec.rank_fraction}
     if space.input_sizes:
         params["input_size"] = spec.input_size
     stages = [(f"enc{level}", stage) for level, stage in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]

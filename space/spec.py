@@ -31,10 +31,12 @@ UPSAMPLINGS = ("transpose", "resize")  # the decoder's: see space.blocks.UPSAMPL
 SKIP_MERGES = ("concat", "add")  # how the decoder merges a skip: see space.blocks.SKIP_MERGERS
 KIND_LABELS = {"standard": "std", "group": "grp", "depthwise": "dw", "fire": "fire", "shuffle": "shf",
                "residual": "res", "inverted": "inv", "factorized": "fac"}
-LATER_FIELDS = ("expansion", "kernel", "upsampling", "skip_merge")
+LATER_FIELDS = ("expansion", "kernel", "upsampling", "skip_merge", "channel_keep", "rank_fraction")
 DEPTH_RANGE = (3, 5)
 
 IO_TYPES = ("float32", "int8")
+OFF = 1.0  # channel_keep and rank_fraction: the trained model is not compressed
+COMPRESSION_FIELDS = ("channel_keep", "rank_fraction")
 
 
 def halvable(input_size: int, depth: int) -> bool:
@@ -149,6 +151,8 @@ class CandidateSpec:
     sparsity: float = 0.0
     upsampling: str = "transpose"
     skip_merge: str = "concat"
+    channel_keep: float = OFF  # structured pruning: the share of each convolution's filters kept (by L1 norm)
+    rank_fraction: float = OFF  # low-rank factorisation of KxK convolutions: the share of the full rank kept
 
     def __post_init__(self):
         object.__setattr__(self, "encoder", tuple(self.encoder))
@@ -173,6 +177,14 @@ class CandidateSpec:
             raise ValueError(f"upsampling: unknown {self.upsampling!r}; choose one of {_choices(UPSAMPLINGS)}")
         if self.skip_merge not in SKIP_MERGES:
             raise ValueError(f"skip_merge: unknown {self.skip_merge!r}; choose one of {_choices(SKIP_MERGES)}")
+        for name in COMPRESSION_FIELDS:
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name}: must be in (0, 1] (1: off), got {getattr(self, name)}")
+        if self.compressed and self.quant.policy.trains_aware:
+            raise ValueError(
+                f"channel_keep, rank_fraction: quant mode {self.quant.mode!r} trains a quantization-aware model, "
+                "which is not rebuilt narrower; set both to 1 or choose a post-training quant mode"
+            )
         for where, level, stage in self.stages():
             channels = self.channels(level)
             if channels % stage.groups:
@@ -180,6 +192,11 @@ class CandidateSpec:
                     f"groups: {stage.groups} does not divide the {channels} channels of {where}; "
                     f"choose one of {_choices(g for g in GROUP_CHOICES if channels % g == 0)}"
                 )
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the trained model is pruned to fewer channels or factorised before conversion."""
+        return self.channel_keep < OFF or self.rank_fraction < OFF
 
     @property
     def depth(self) -> int:
@@ -206,6 +223,8 @@ class CandidateSpec:
         body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
         decoder = f" {self.upsampling}/{self.skip_merge}" if (self.upsampling, self.skip_merge) != ("transpose", "concat") else ""
         extra = f" sp{self.sparsity:g}" if self.sparsity else ""
+        extra += f" keep{self.channel_keep:g}" if self.channel_keep < OFF else ""
+        extra += f" rank{self.rank_fraction:g}" if self.rank_fraction < OFF else ""
         return f"{body} w{self.base_width}{decoder} {self.quant.label}{extra}"
 
     @property

@@ -179,6 +179,7 @@ def spec_table(attrs: dict) -> tuple[list[list[Any]], list[tuple[str, Any]]]:
         ("input", f"{spec.input_size}x{spec.input_size}x{spec.input_channels}"),
         ("quant mode", spec.quant.mode), ("I/O type", spec.quant.io_type),
         ("calibration images", spec.quant.calibration_images), ("sparsity", spec.sparsity),
+        ("channel keep", spec.channel_keep), ("rank fraction", spec.rank_fraction),
     ]
     return rows, settings
 
