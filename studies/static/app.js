@@ -52,6 +52,11 @@
     text: (v) => (v === null || v === undefined || v === "" ? "–" : String(v)),
   };
 
+  // A value with its uncertainty, as the server wrote it (studies.metrics.with_spread).
+  function spreadText(texts, key) {
+    return (texts && texts[key]) || "–";
+  }
+
   function trialUrl(study, trialNumber) {
     const query = new URLSearchParams({ study: study, number: String(trialNumber) });
     return page.trial_path + "?" + query.toString();
@@ -100,8 +105,8 @@
       ["trials", String(summary.trials), stateText(summary.states)],
       ["on the Pareto front", String(summary.front), "of " + summary.complete + " complete"],
       ["hypervolume", number(summary.hypervolume, 4), "share of the reference box"],
-      ["best Dice", number(summary.best_dice, 4), "feasible trials"],
-      ["fastest", summary.min_latency_ms === null ? "–" : number(summary.min_latency_ms, 2) + " ms", "latency p50"],
+      ["best Dice", summary.best_dice_text || "–", "feasible trials · ± 95% over images"],
+      ["fastest", summary.min_latency_text ? summary.min_latency_text + " ms" : "–", "latency p50 · ± standard error"],
       ["smallest", summary.min_size_kb === null ? "–" : number(summary.min_size_kb, 1) + " KB", ".tflite size"],
       ["constraints", constraintText(summary.constraints || {}), "from the study's config"],
     ];
@@ -136,8 +141,9 @@
   }
 
   function recommendation(item) {
-    const figures = "Dice " + number(item.dice, 4) + " · " + number(item.latency_ms, 2) + " ms · " +
-      number(item.size_kb, 1) + " KB · " + item.kind + " · " + item.quant;
+    const test = item.texts.test_dice ? " (test " + item.texts.test_dice + ")" : "";
+    const figures = "Dice " + spreadText(item.texts, "dice") + test + " · " + spreadText(item.texts, "latency_ms") +
+      " ms · " + number(item.size_kb, 1) + " KB · " + item.kind + " · " + item.quant;
     return el("div", { className: "rec", "data-number": String(item.number) }, [
       el("div", { className: "rec-head" }, [
         ...item.labels.map((label) => el("span", { className: "badge pick", text: label })),
@@ -180,6 +186,10 @@
     return el("td", { className: "num" }, [
       link,
       row.front ? el("span", { className: "star", title: "on the Pareto front", text: " ★" }) : null,
+      ...(row.ties || []).map((other) => el("span", {
+        className: "badge tie", text: "≈ #" + other,
+        title: "a tie: within the measurements' own uncertainty of #" + other + " in every objective",
+      })),
       ...(row.picks || []).map((label) => el("span", { className: "badge pick", text: label })),
       row.preset ? el("span", { className: "badge preset", text: row.preset }) : null,
     ]);
@@ -189,7 +199,8 @@
     const cells = page.columns.map(([key, , format]) => {
       if (key === "number") return numberCell(row);
       if (key === "state") return el("td", {}, [el("span", { className: "badge state-" + row.state, text: row.state })]);
-      return el("td", { className: format === "text" ? "text" : "value", text: FORMATS[format](row[key]) });
+      const text = format === "spread" ? spreadText(row.texts, key) : FORMATS[format](row[key]);
+      return el("td", { className: format === "text" ? "text" : "value", text: text });
     });
     const knee = (row.picks || []).includes("knee");
     const classes = [row.front ? "front" : "", knee ? "knee" : "", row.note ? "noted" : ""].join(" ").trim();
