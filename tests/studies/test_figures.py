@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from studies import figures, front
-from tests.studies.factory import add_trial, attrs_for, create_study, sample_study, spec_for
+from tests.studies.factory import SPREAD_TEXTS, add_trial, attrs_for, create_study, sample_study, spec_for, spread_study
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
 
@@ -87,8 +87,11 @@ def test_front_points_are_filled_and_dominated_ones_rings_of_the_same_colour(inf
 
 
 def test_palette_tells_every_category_apart_and_the_legend_shows_full_colours(info):
-    for palette in (figures.KIND_COLORS, figures.QUANT_COLORS):
-        colours = list(palette.values()) + [figures.OTHER_COLOR]
+    import space
+
+    for palette, names in ((figures.KIND_COLORS, space.BLOCK_KINDS), (figures.QUANT_COLORS, space.QUANT_MODES)):
+        assert set(names) <= set(palette)  # no kind or mode of the space falls back to the grey of the rest
+        colours = list(palette.values()) + [figures.OTHER_COLOR, figures.KEY_COLOR]
         assert len(set(colours)) == len(colours)
     figure = figures.pareto_figure(info, "latency_ms")
     shown = [t for t in figure.data if t.showlegend is not False]
@@ -169,6 +172,15 @@ def test_one_far_trial_does_not_squeeze_the_front(tmp_path):
     buttons = [b.label for b in figure.layout.updatemenus[0].buttons]
     assert buttons == ["front", "all trials", "log axis"]
     assert figure.layout.updatemenus[0].buttons[2].args[0]["xaxis.type"] == "log"
+    scene = figures.pareto_3d_figure(info).layout  # the same rule in 3-D, over the 3-objective front
+    for axis, metric in (("xaxis", "latency_ms"), ("yaxis", "size_kb"), ("zaxis", "dice")):
+        low, high = scene.scene[axis].range
+        assert all(low <= p.value(metric) <= high for p in info.front), axis
+    assert scene.scene.xaxis.range[1] < 400.0 and scene.scene.yaxis.range[1] < 2000.0 and scene.scene.zaxis.range[0] > 0.3
+    assert "zoomed to the front: " in scene.title.text and "of 7 trials outside" in scene.title.text
+    every = scene.updatemenus[0].buttons[1].args[0]
+    assert every["scene.xaxis.autorange"] and every["scene.zaxis.autorange"] and "zoomed" not in every["title.text"]
+    assert scene.updatemenus[0].buttons[2].args[0]["scene.xaxis.type"] == "log"
 
 
 def test_hover_summarises_the_trial(info):
@@ -177,6 +189,17 @@ def test_hover_summarises_the_trial(info):
     assert "preset unet-standard" in point.hover
     # no dice_ci95 stored: the bare value; latency_cv 0.04 over 50 runs: 30 * 1.2533 * 0.04 / sqrt(50)
     assert "Dice 0.900<br>" in point.hover and "latency 30.00 ± 0.21 ms" in point.hover
+
+
+def test_hover_carries_the_dice_interval_test_dice_latency_spread_and_ties(tmp_path):
+    info = figures.pareto_info(spread_study(f"sqlite:///{tmp_path / 'spread.db'}"))
+    hover = {p.number: p.hover for p in info.points}
+    dice, test, latency = SPREAD_TEXTS[0]
+    assert f"Dice {dice} · test {test}<br>latency {latency} ms" in hover[0]
+    assert "Dice 0.600<br>latency 5.00 ms" in hover[1] and "±" not in hover[1]
+    assert "(a tie with #2)" in hover[0] and "(a tie with #0)" in hover[2] and "tie" not in hover[1]
+    traced = [text for t in figures.pareto_figure(info).data if (t.meta or {}).get("role") == "trials" for text in t.hovertext]
+    assert hover[0] in traced
 
 
 def test_colour_by_kind_or_quant_names_the_categories(info):
