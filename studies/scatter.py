@@ -37,7 +37,11 @@ TRIALS = {"role": "trials"}
 LEGEND = {"role": "legend"}
 PRESETS = "hand-designed presets"
 INFEASIBLE = "infeasible (rejected)"
-ZOOM_NOTE = "{title} · zoomed to the front: {count} of {total} trials outside"
+CAMERA_EYE = {"x": 1.9, "y": -1.2, "z": 0.7}
+"""Where the 3-D view looks from. Not plotly's default (1.25, 1.25, 1.25): a front trades Dice for
+latency and size, so it runs along that very diagonal and would collapse into the middle of the view."""
+ZOOM_NOTE = "zoomed to the front: {count} of {total} trials outside"
+PRESETS_OUTSIDE = ", {presets} of them presets"
 
 
 # -- the figures ---------------------------------------------------------------------------------
@@ -94,8 +98,9 @@ def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
         ))
     figure.add_traces(legend_keys(info, groups, color_by, three_d=True))
     figure.update_layout(
-        scene={"xaxis_title": AXES["latency_ms"], "yaxis_title": AXES["size_kb"], "zaxis_title": "Dice"},
-        legend_title_text=COLOR_BY[color_by], margin={"l": 0, "r": 0, "t": 48, "b": 0}, uirevision=info.study_name,
+        scene={"xaxis_title": AXES["latency_ms"], "yaxis_title": AXES["size_kb"], "zaxis_title": "Dice",
+               "camera": {"eye": CAMERA_EYE}},
+        legend_title_text=COLOR_BY[color_by], margin={"l": 0, "r": 0, "t": 64, "b": 0}, uirevision=info.study_name,
     )
     _zoom_3d_to_front(figure, info)
     return maybe_empty(figure, info)
@@ -265,7 +270,7 @@ def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:
 
 
 def _zoom_3d_to_front(figure, info: ParetoInfo) -> None:
-    """The 2-D plots' rule in 3-D: the scene around the front, the note in the figure's title."""
+    """The 2-D plots' rule in 3-D: the scene around the front, the note under the figure's title."""
     ranges = front_view_3d(info)
     if ranges is not None:
         axes = {"latency_ms": "scene.xaxis", "size_kb": "scene.yaxis", "dice": "scene.zaxis"}
@@ -274,8 +279,8 @@ def _zoom_3d_to_front(figure, info: ParetoInfo) -> None:
 
 def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at: str, plain: str) -> None:
     """Set each metric's axis (``axes``: metric -> layout path such as ``xaxis`` or ``scene.zaxis``)
-    to its range; when that leaves trials out, say how many at ``note_at`` (whose text is ``plain``
-    otherwise) and offer buttons: the front, all trials, and Dice against log-scaled other axes."""
+    to its range; when that leaves trials out, say how many in a line under the ``plain`` text at
+    ``note_at`` and offer buttons: the front, all trials, and Dice against log-scaled other axes."""
     zoomed = {f"{axis}.range": ranges[metric] for metric, axis in axes.items()}
     for path, value in zoomed.items():
         figure.layout[path] = value
@@ -283,7 +288,7 @@ def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at:
     if not left_out:
         return
     # The note rides on a title, where no label or point can be under it.
-    note = ZOOM_NOTE.format(title=plain, count=len(left_out), total=len(info.points))
+    note = f"{plain}<br><sup>{_zoom_note(left_out, len(info.points))}</sup>"
     figure.layout[note_at] = note
     linear = {f"{axis}.type": "linear" for axis in axes.values()}
     every = {**linear, **{f"{axis}.autorange": True for axis in axes.values()}, note_at: plain}
@@ -298,6 +303,11 @@ def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at:
             {"label": "log axis" if len(log) == 1 else "log axes", "method": "relayout", "args": [{**every, **log}]},
         ],
     }])
+
+
+def _zoom_note(left_out: list[PlotPoint], total: int) -> str:
+    presets = sum(1 for p in left_out if p.preset)
+    return ZOOM_NOTE.format(count=len(left_out), total=total) + (PRESETS_OUTSIDE.format(presets=presets) if presets else "")
 
 
 def _add_labels(figure, info: ParetoInfo, x: str, ranges: dict) -> None:

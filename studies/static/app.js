@@ -63,12 +63,22 @@
   }
 
   // -- figures ------------------------------------------------------------------------------
+  // Figures fill their box: without autosize plotly draws 700 px wide whatever the box, and clips
+  // the legend of a narrower one; the observer follows the box (a scrollbar, a resized window).
+  const resizer = window.ResizeObserver
+    ? new ResizeObserver((entries) => entries.forEach((entry) => Plotly.Plots.resize(entry.target)))
+    : null;
+
   function drawFigures(figures) {
     for (const [key, figure] of Object.entries(figures || {})) {
       const div = document.getElementById("fig-" + key);
       if (!div) continue;
-      Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
+      Plotly.react(div, figure.data, Object.assign({ autosize: true }, figure.layout), PLOT_CONFIG);
       bindClick(div);
+      if (resizer && !div.dataset.observed) {
+        div.dataset.observed = "1";
+        resizer.observe(div);
+      }
     }
   }
 

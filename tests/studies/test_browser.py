@@ -254,6 +254,11 @@ def test_points_keep_their_category_colour_and_the_legends_read_right(page, demo
         assert shown <= palette, shown
         legend = page.eval_on_selector_all("#fig-3d .legendtext", "(nodes) => nodes.map((n) => n.textContent)")
         assert {"hand-designed presets", "infeasible (rejected)"} <= set(legend) and "presets / infeasible" not in legend
+        overflow = page.evaluate("""() => [...document.querySelectorAll('.plot .js-plotly-plot, .plot.js-plotly-plot')].map((div) => {
+            const box = div.getBoundingClientRect(), legend = div.querySelector('.legend');
+            return [div.id, div._fullLayout.width - box.width, legend ? legend.getBoundingClientRect().right - box.right : 0];
+        })""")
+        assert len(overflow) == 4 and all(wide <= 2 and legend <= 1 for _, wide, legend in overflow), overflow  # none clipped
         assert page.errors == []
 
 

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from studies import figures, front
-from tests.studies.factory import SPREAD_TEXTS, add_trial, attrs_for, create_study, sample_study, spec_for, spread_study
+from tests.studies.factory import SPREAD_TEXTS, add_preset, add_trial, attrs_for, create_study, sample_study, spec_for, spread_study
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
 
@@ -162,13 +162,15 @@ def test_one_far_trial_does_not_squeeze_the_front(tmp_path):
         add_trial(study, index)
     study.add_trial(optuna.trial.create_trial(  # dominated and ten times slower than anything else
         values=[0.3, 400.0, 2000.0], user_attrs=attrs_for(spec_for(1), 0.3, 400.0, 2000.0)))
+    add_preset(study, "unet", spec_for(2), 0.35, 300.0, 1500.0)  # a far preset: the note counts it
     info = figures.pareto_info(study)
     figure = figures.pareto_figure(info, "latency_ms")
     low, high = figure.layout.xaxis.range
     front_x = [p.latency_ms for p in info.front]
     assert low <= min(front_x) and max(front_x) <= high < 400.0
     assert (max(front_x) - min(front_x)) / (high - low) > 0.7  # the front spans most of the axis
-    assert "zoomed to the front: 2 of 7 trials outside" in figure.layout.xaxis.title.text  # the far one, and one below the front
+    # the far one, one below the front and the preset
+    assert "zoomed to the front: 3 of 8 trials outside, 1 of them presets" in figure.layout.xaxis.title.text
     buttons = [b.label for b in figure.layout.updatemenus[0].buttons]
     assert buttons == ["front", "all trials", "log axis"]
     assert figure.layout.updatemenus[0].buttons[2].args[0]["xaxis.type"] == "log"
@@ -177,10 +179,12 @@ def test_one_far_trial_does_not_squeeze_the_front(tmp_path):
         low, high = scene.scene[axis].range
         assert all(low <= p.value(metric) <= high for p in info.front), axis
     assert scene.scene.xaxis.range[1] < 400.0 and scene.scene.yaxis.range[1] < 2000.0 and scene.scene.zaxis.range[0] > 0.3
-    assert "zoomed to the front: " in scene.title.text and "of 7 trials outside" in scene.title.text
+    assert "zoomed to the front: " in scene.title.text and "of 8 trials outside, 1 of them presets" in scene.title.text
     every = scene.updatemenus[0].buttons[1].args[0]
     assert every["scene.xaxis.autorange"] and every["scene.zaxis.autorange"] and "zoomed" not in every["title.text"]
     assert scene.updatemenus[0].buttons[2].args[0]["scene.xaxis.type"] == "log"
+    eye = np.array([scene.scene.camera.eye[k] for k in "xyz"])
+    assert eye @ np.ones(3) / np.linalg.norm(eye) / np.sqrt(3) < 0.5  # not along the front's diagonal
 
 
 def test_hover_summarises_the_trial(info):
