@@ -41,6 +41,10 @@ CAMERA_EYE = {"x": 1.9, "y": -1.2, "z": 0.7}
 """Where the 3-D view looks from. Not plotly's default (1.25, 1.25, 1.25): a front trades Dice for
 latency and size, so it runs along that very diagonal and would collapse into the middle of the view."""
 ZOOM_NOTE = "zoomed to the front: {count} of {total} trials outside"
+MENU_2D = {"x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "direction": "left"}
+MENU_3D = {"x": 1.02, "y": 0, "xanchor": "left", "yanchor": "bottom", "direction": "down"}
+"""Where the zoom buttons go: over a 2-D plot's top right corner; in 3-D, where the title's second
+line is, under the legend instead."""
 PRESETS_OUTSIDE = ", {presets} of them presets"
 
 
@@ -266,7 +270,7 @@ def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:
     ranges = front_view(info, x)
     if ranges is not None:
         _add_labels(figure, info, x, ranges)
-        _zoom(figure, info, ranges, {x: "xaxis", "dice": "yaxis"}, "xaxis.title.text", AXES[x])
+        _zoom(figure, info, ranges, {x: "xaxis", "dice": "yaxis"}, "xaxis.title.text", AXES[x], MENU_2D)
 
 
 def _zoom_3d_to_front(figure, info: ParetoInfo) -> None:
@@ -274,13 +278,14 @@ def _zoom_3d_to_front(figure, info: ParetoInfo) -> None:
     ranges = front_view_3d(info)
     if ranges is not None:
         axes = {"latency_ms": "scene.xaxis", "size_kb": "scene.yaxis", "dice": "scene.zaxis"}
-        _zoom(figure, info, ranges, axes, "title.text", figure.layout.title.text)
+        _zoom(figure, info, ranges, axes, "title.text", figure.layout.title.text, MENU_3D)
 
 
-def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at: str, plain: str) -> None:
+def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at: str, plain: str, menu: dict) -> None:
     """Set each metric's axis (``axes``: metric -> layout path such as ``xaxis`` or ``scene.zaxis``)
     to its range; when that leaves trials out, say how many in a line under the ``plain`` text at
-    ``note_at`` and offer buttons: the front, all trials, and Dice against log-scaled other axes."""
+    ``note_at`` and offer buttons (placed by ``menu``): the front, all trials, and Dice against
+    log-scaled other axes."""
     zoomed = {f"{axis}.range": ranges[metric] for metric, axis in axes.items()}
     for path, value in zoomed.items():
         figure.layout[path] = value
@@ -294,8 +299,7 @@ def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at:
     every = {**linear, **{f"{axis}.autorange": True for axis in axes.values()}, note_at: plain}
     log = {f"{axis}.type": "log" for metric, axis in axes.items() if metric != "dice"}
     figure.update_layout(updatemenus=[{
-        "type": "buttons", "direction": "left", "showactive": True, "active": 0,
-        "x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "pad": {"r": 0, "t": 0},
+        "type": "buttons", "showactive": True, "active": 0, **menu, "pad": {"r": 0, "t": 0},
         "font": {"size": 11}, "bgcolor": "#ffffff", "bordercolor": "#d8dee4",
         "buttons": [
             {"label": "front", "method": "relayout", "args": [{**linear, **zoomed, note_at: note}]},

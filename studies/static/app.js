@@ -64,10 +64,16 @@
 
   // -- figures ------------------------------------------------------------------------------
   // Figures fill their box: without autosize plotly draws 700 px wide whatever the box, and clips
-  // the legend of a narrower one; the observer follows the box (a scrollbar, a resized window).
-  const resizer = window.ResizeObserver
-    ? new ResizeObserver((entries) => entries.forEach((entry) => Plotly.Plots.resize(entry.target)))
-    : null;
+  // the legend of a narrower one; the observer follows the box's width (a scrollbar, a resized
+  // window). Only its width: the box's height follows the plot, so resizing on it would never stop.
+  const widths = new WeakMap();
+  const resizer = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    for (const entry of entries) {
+      const width = Math.round(entry.contentRect.width);
+      if (widths.get(entry.target) !== width) Plotly.Plots.resize(entry.target);
+      widths.set(entry.target, width);
+    }
+  }) : null;
 
   function drawFigures(figures) {
     for (const [key, figure] of Object.entries(figures || {})) {

@@ -259,6 +259,8 @@ def test_points_keep_their_category_colour_and_the_legends_read_right(page, demo
             return [div.id, div._fullLayout.width - box.width, legend ? legend.getBoundingClientRect().right - box.right : 0];
         })""")
         assert len(overflow) == 4 and all(wide <= 2 and legend <= 1 for _, wide, legend in overflow), overflow  # none clipped
+        ARTIFACTS.mkdir(exist_ok=True)  # an element screenshot waits for the box to stop resizing: it must
+        page.locator("#fig-3d").screenshot(path=str(ARTIFACTS / "dashboard-3d.png"), timeout=10_000)
         assert page.errors == []
 
 
