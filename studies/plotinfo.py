@@ -95,7 +95,7 @@ def info_from_points(study_name: str, trials: Sequence[TrialPoint], limits: dict
     plotted = [t for t in trials if t.complete and all(m in t.values for m in METRICS)]
     members = front(trials, tuple(METRICS))
     the_knee = knee(trials, tuple(METRICS)).number if members else None
-    ties = front_ties(members)  # by the number of every member
+    ties = front_ties(members)  # a key for every member, so "in ties" is "on the front"
     points = [_point(t, t.number in ties, t.number == the_knee, ties.get(t.number, ())) for t in plotted]
     return ParetoInfo(study_name, tuple(points), tuple(trials), the_knee, dict(limits or {}))
 
