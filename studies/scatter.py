@@ -43,7 +43,7 @@ latency and size, so it runs along that very diagonal and would collapse into th
 ZOOM_NOTE = "zoomed to the front: {count} of {total} trials outside"
 PRESETS_OUTSIDE = ", {presets} of them presets"
 MENU_2D = {"x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "direction": "left"}
-MENU_3D = {"x": 1.02, "y": 0, "xanchor": "left", "yanchor": "bottom", "direction": "down"}
+MENU_3D = {"x": 1.02, "y": 0.04, "xanchor": "left", "yanchor": "bottom", "direction": "down"}
 """Where the zoom buttons go: over a 2-D plot's top right corner; in 3-D, where the title's second
 line is, under the legend instead."""
 
