@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from studies.front import TrialPoint, front, limit_constraints, study_limits, study_points
+from studies.metrics import with_spread
 
 REFERENCE = "preset:unet"
 SUMMED = ("dice", "test_dice", "latency_ms", "size_kb")  # the figures averaged over seeds
@@ -155,9 +156,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 # -- rendering ------------------------------------------------------------------------------------
-def _pm(item: Confirmed, name: str, spec: str) -> str:
-    mean, std = item.mean(name), item.std(name)
-    return "-" if mean is None else f"{mean:{spec}} ± {std:{spec}}"
+def _pm(item: Confirmed, name: str) -> str:
+    return with_spread(name, item.mean(name), item.std(name))
 
 
 def format_confirmed(items: list[Confirmed], metrics=None) -> str:
@@ -178,8 +178,8 @@ def format_confirmed(items: list[Confirmed], metrics=None) -> str:
         search = f"{item.search.values['dice']:.3f}" if item.search and "dice" in item.search.values else "-"
         size = item.mean("size_kb")
         lines.append(f"{'*' if item.subject in members else ' '}{name:>6}  {item.summary:<{width}}  "
-                     f"{_pm(item, 'test_dice', '.3f'):>15} {_pm(item, 'dice', '.3f'):>15} {search:>11} "
-                     f"{_pm(item, 'latency_ms', '.2f'):>15} {size:>9.1f} {len(item.runs)}")
+                     f"{_pm(item, 'test_dice'):>15} {_pm(item, 'dice'):>15} {search:>11} "
+                     f"{_pm(item, 'latency_ms'):>15} {size:>9.1f} {len(item.runs)}")
     if ref is None:
         lines.append("  (no unet reference yet: 'search confirm' runs it)")
     return "\n".join(lines)

@@ -13,6 +13,8 @@ import dataclasses
 
 from studies.confirmed import Confirmed, confirmed_front, load_confirmed, reference
 from studies.front import TrialPoint, front, study_points
+from studies.metrics import with_spread
+from studies.plotinfo import spread_texts
 
 SEARCH_COLOR, CONFIRMED_COLOR, REFERENCE_COLOR = "#9e9e9e", "#1f77b4", "#d62728"
 
@@ -40,8 +42,8 @@ def confirmed_figure(info: ConfirmedInfo):
     figure.add_trace(go.Scatter(
         x=[p.values["latency_ms"] for p in search], y=[p.values["dice"] for p in search], mode="markers",
         name="search front (validation, one seed)", marker=dict(color=SEARCH_COLOR, size=8),
-        customdata=[p.number for p in search], text=[f"#{p.number} {p.summary}" for p in search],
-        hovertemplate="%{text}<br>Dice %{y:.3f}, %{x:.2f} ms<extra>search</extra>",
+        customdata=[p.number for p in search], text=[_search_hover(p) for p in search],
+        hovertemplate="%{text}<extra>search</extra>",
     ))
     for item in info.items:
         if item.search is not None and "dice" in item.search.values:
@@ -76,9 +78,22 @@ def _confirmed_trace(items: list[Confirmed], on_front: bool):
         marker=dict(color=CONFIRMED_COLOR if on_front else "white", size=11, symbol="diamond",
                     line=dict(color=CONFIRMED_COLOR, width=2)),
         customdata=[c.number for c in items],
-        text=[f"#{c.number} {c.summary}<br>{len(c.seeds)} seeds, {c.epochs} epochs" for c in items],
-        hovertemplate="%{text}<br>Dice %{y:.3f}, %{x:.2f} ms<extra>confirmed</extra>",
+        text=[_confirmed_hover(c) for c in items],
+        hovertemplate="%{text}<extra>confirmed</extra>",
     )
+
+
+def _search_hover(point: TrialPoint) -> str:
+    texts = spread_texts(point)
+    return f"#{point.number} {point.summary}<br>Dice {texts['dice']}, {texts['latency_ms']} ms"
+
+
+def _confirmed_hover(item: Confirmed) -> str:
+    """Means ± standard deviations over seeds."""
+    key = item.dice_key
+    dice, latency = (with_spread(m, item.mean(m), item.std(m)) for m in (key, "latency_ms"))
+    return (f"#{item.number} {item.summary}<br>{len(item.seeds)} seeds, {item.epochs} epochs<br>"
+            f"{item.dice_split} Dice {dice}, {latency} ms")
 
 
 def _reference_lines(figure, unet: Confirmed) -> None:

@@ -29,7 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from studies.metrics import ALIASES, LIMITS, METRICS, finite, format_value, metric_name, metric_names, sign, trial_metrics
+from studies.metrics import (
+    ALIASES, LIMITS, METRICS, finite, format_value, half_width, metric_name, metric_names, sign, trial_metrics,
+)
 
 LATENCY_RUNS = 50  # the protocol's minimum of timed runs, for trials that did not record their count
 MEDIAN_ERROR = 1.2533  # standard error of a median over that of a mean (sqrt(pi / 2)), normal samples
@@ -177,10 +179,8 @@ def uncertainty(point: TrialPoint, metric: str) -> float:
     (1.25 * CV / sqrt(runs), ``latency_cv`` and ``latency_runs``); 0 for size, and for trials that
     recorded no spread (studies made before these were stored)."""
     attrs = point.attrs
-    if metric == "dice":
-        interval = attrs.get("dice_ci95")
-        if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(finite(v) is not None for v in interval):
-            return abs(interval[1] - interval[0]) / 2
+    if metric == "dice" and half_width(attrs.get("dice_ci95")) is not None:
+        return half_width(attrs["dice_ci95"])
     if metric == "latency_ms" and finite(attrs.get("latency_cv")) and metric in point.values:
         runs = finite(attrs.get("latency_runs")) or LATENCY_RUNS
         return point.values[metric] * MEDIAN_ERROR * attrs["latency_cv"] / np.sqrt(runs)
@@ -203,6 +203,12 @@ def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool =
             return False
         better = better or gain > tie
     return better
+
+
+def tied(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
+    """Every difference between ``a`` and ``b`` is within the larger :func:`uncertainty` of the two:
+    their own measurements cannot tell which is better, so :func:`dominates` finds neither."""
+    return all(abs(a.values[m] - b.values[m]) <= max(uncertainty(a, m), uncertainty(b, m)) for m in metrics)
 
 
 def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:

@@ -97,8 +97,29 @@ def state_counts(trials) -> dict[str, int]:
     return counts
 
 
-def plus_minus(interval) -> str:
-    """``±0.031``: half a 95% interval such as ``dice_ci95`` (nothing for trials that recorded none)."""
+def half_width(interval) -> float | None:
+    """Half a ``[low, high]`` interval such as ``dice_ci95``; ``None`` unless it is two finite numbers."""
     if not (isinstance(interval, (list, tuple)) and len(interval) == 2 and all(finite(v) is not None for v in interval)):
-        return ""
-    return f"±{(interval[1] - interval[0]) / 2:.3f}"
+        return None
+    return abs(interval[1] - interval[0]) / 2
+
+
+def with_spread(metric: str, value: float | None, spread: float | None = None) -> str:
+    """THE text of a value with its uncertainty, in the metric's format (``test_dice`` as ``dice``):
+    ``0.812 ± 0.021``, ``3.59 ± 0.12``; the bare value without a spread, ``–`` without a value.
+    No unit: callers add it."""
+    number = finite(value)
+    if number is None:
+        return "–"
+    spec = FORMATS.get(ALIASES.get(metric.removeprefix("test_"), metric), ".4g")
+    return f"{number:{spec}}{_spread(spread, spec)}"
+
+
+def plus_minus(interval) -> str:
+    """`` ± 0.031``: half a 95% Dice interval such as ``dice_ci95``, as :func:`with_spread` writes it
+    (nothing for trials that recorded none)."""
+    return _spread(half_width(interval), FORMATS["dice"])
+
+
+def _spread(spread: float | None, spec: str) -> str:
+    return f" ± {spread:{spec}}" if finite(spread) and spread > 0 else ""

@@ -161,7 +161,9 @@ HINT = (
     "Click a point to open its trial. Filled points are on the Pareto front of Dice, latency and size, rings are "
     "dominated; ◆ hand-designed presets; × infeasible (rejected by a constraint). The line joins the front of the "
     "two plotted objectives; the large ring marks the knee (what 'search export --pick knee' takes). The plots open "
-    "zoomed to the front: 'all trials' or 'log axis' above a plot shows every trial."
+    "zoomed to the front: 'all trials' or 'log axis' above a plot shows every trial. ± is a measurement's own "
+    "uncertainty: half the 95% bootstrap interval of Dice over the images, the standard error of the median "
+    "latency. The front counts differences within it as ties; ≈ #N marks a member tied with #N in every objective."
 )
 
 

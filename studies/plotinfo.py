@@ -15,8 +15,8 @@ import html
 from collections.abc import Sequence
 
 from studies import pareto
-from studies.front import TrialPoint, front, knee, study_limits, study_points
-from studies.metrics import METRICS
+from studies.front import TrialPoint, front, knee, study_limits, study_points, tied, uncertainty
+from studies.metrics import METRICS, finite, half_width, with_spread
 
 BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle", "mixed")
 RECOMMENDED = (("knee", "knee"), ("max-dice", "best Dice"), ("min-latency", "fastest"))
@@ -38,6 +38,8 @@ class PlotPoint:
     hover: str = ""
     on_front: bool = False
     knee: bool = False
+    texts: dict = dataclasses.field(default_factory=dict)  # spread_texts of the trial
+    ties: tuple[int, ...] = ()  # front members this one ties with (studies.front.tied)
 
     def value(self, metric: str) -> float:
         return getattr(self, metric)
@@ -91,10 +93,29 @@ def pareto_info(study) -> ParetoInfo:
 def info_from_points(study_name: str, trials: Sequence[TrialPoint], limits: dict | None = None) -> ParetoInfo:
     """Build a :class:`ParetoInfo` from :class:`studies.front.TrialPoint` records."""
     plotted = [t for t in trials if t.complete and all(m in t.values for m in METRICS)]
-    members = {t.number for t in front(trials, tuple(METRICS))}
+    members = front(trials, tuple(METRICS))
     the_knee = knee(trials, tuple(METRICS)).number if members else None
-    points = [_point(t, t.number in members, t.number == the_knee) for t in plotted]
+    ties = front_ties(members)  # a key for every member, so "in ties" is "on the front"
+    points = [_point(t, t.number in ties, t.number == the_knee, ties.get(t.number, ())) for t in plotted]
     return ParetoInfo(study_name, tuple(points), tuple(trials), the_knee, dict(limits or {}))
+
+
+def front_ties(members: Sequence[TrialPoint]) -> dict[int, tuple[int, ...]]:
+    """Each front member's number -> the other members it ties with in every objective
+    (:func:`studies.front.tied`): neither could be told better by its own measurements."""
+    return {a.number: tuple(b.number for b in members if b is not a and tied(a, b, a.objectives or tuple(METRICS)))
+            for a in members}
+
+
+def spread_texts(trial: TrialPoint) -> dict[str, str]:
+    """``dice``, ``latency_ms`` and (where stored) ``test_dice`` as :func:`studies.metrics.with_spread`
+    writes them: Dice with half its 95% interval over images, latency with the standard error of its
+    median (the uncertainties :mod:`studies.front` counts as ties); the bare value where none was
+    stored, no entry where the trial has no value."""
+    texts = {m: with_spread(m, trial.values[m], uncertainty(trial, m)) for m in ("dice", "latency_ms") if m in trial.values}
+    if finite(trial.attrs.get("test_dice")) is not None:
+        texts["test_dice"] = with_spread("test_dice", trial.attrs["test_dice"], half_width(trial.attrs.get("test_dice_ci95")))
+    return texts
 
 
 def recommendations(info: ParetoInfo) -> list[Recommendation]:
@@ -117,21 +138,29 @@ def front_2d(info: ParetoInfo, x: str) -> list[PlotPoint]:
     return sorted((p for p in info.feasible if p.number in numbers), key=lambda p: (p.value(x), -p.dice))
 
 
-def front_view(info: ParetoInfo, x: str, margin: float = 0.12) -> tuple[list[float], list[float]] | None:
-    """``(x range, Dice range)`` around the front (its members and the 2-D front of Dice against
-    ``x``) with ``margin`` of the span on each side, so that one far trial does not squeeze it;
-    ``None`` without a front."""
-    shown = {p.number: p for p in [*info.front, *front_2d(info, x)]}.values()
+def front_view(info: ParetoInfo, x: str) -> dict[str, list[float]] | None:
+    """The 2-D plot's :func:`view` of Dice against ``x``: around the front's members and the 2-D
+    front of Dice against ``x``; ``None`` without a front."""
+    return view([*info.front, *front_2d(info, x)], (x, "dice"))
+
+
+def front_view_3d(info: ParetoInfo) -> dict[str, list[float]] | None:
+    """The 3-D plot's :func:`view`: around the front's members in every metric."""
+    return view(info.front, tuple(METRICS))
+
+
+def view(shown: Sequence[PlotPoint], metrics: Sequence[str], margin: float = 0.12) -> dict[str, list[float]] | None:
+    """THE zoom rule of the scatter plots: each metric's axis range around the ``shown`` points with
+    ``margin`` of their span on each side (Dice within [0, 1], the others from 0), so that one far
+    trial does not squeeze the front into a corner; ``None`` when nothing is shown."""
     if not shown:
         return None
-    return (_padded([p.value(x) for p in shown], margin, low=0.0),
-            _padded([p.dice for p in shown], margin, low=0.0, high=1.0))
+    return {m: _padded([p.value(m) for p in shown], margin, low=0.0, high=1.0 if m == "dice" else None) for m in metrics}
 
 
-def outside(info: ParetoInfo, x: str, view: tuple[list[float], list[float]]) -> list[PlotPoint]:
-    """The points that ``view`` (of :func:`front_view`) leaves out."""
-    (x0, x1), (y0, y1) = view
-    return [p for p in info.points if not (x0 <= p.value(x) <= x1 and y0 <= p.dice <= y1)]
+def outside(info: ParetoInfo, ranges: dict[str, list[float]]) -> list[PlotPoint]:
+    """The points that ``ranges`` (of :func:`view`) leave out."""
+    return [p for p in info.points if not all(low <= p.value(m) <= high for m, (low, high) in ranges.items())]
 
 
 def _padded(values: list[float], margin: float, low: float, high: float | None = None) -> list[float]:
@@ -174,7 +203,7 @@ def escape(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _point(trial: TrialPoint, on_front: bool, is_knee: bool) -> PlotPoint:
+def _point(trial: TrialPoint, on_front: bool, is_knee: bool, ties: tuple[int, ...] = ()) -> PlotPoint:
     point = PlotPoint(
         number=trial.number,
         dice=trial.values["dice"],
@@ -186,6 +215,8 @@ def _point(trial: TrialPoint, on_front: bool, is_knee: bool) -> PlotPoint:
         infeasible=trial.infeasible,
         on_front=on_front,
         knee=is_knee,
+        texts=spread_texts(trial),
+        ties=ties,
     )
     return dataclasses.replace(point, hover=_hover(point))
 
@@ -201,10 +232,12 @@ def _hover(point: PlotPoint) -> str:
         else "the knee of the Pareto front" if point.knee
         else "on the Pareto front" if point.on_front else "dominated"
     )
+    ties = f" (a tie with {', '.join(f'#{n}' for n in point.ties)})" if point.ties else ""
+    test = f" · test {point.texts['test_dice']}" if "test_dice" in point.texts else ""
     return "<br>".join([
         title,
-        f"Dice {point.dice:.4f}",
-        f"latency {point.latency_ms:.3g} ms · size {point.size_kb:.4g} KB",
+        f"Dice {point.texts['dice']}{test}",
+        f"latency {point.texts['latency_ms']} ms · size {point.size_kb:.4g} KB",
         f"{escape(point.kind)} blocks · {escape(point.quant)}",
-        status,
+        status + ties,
     ])

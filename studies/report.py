@@ -33,7 +33,7 @@ def build_report(study, source: str = "") -> str:
         "kind": "report", "study": study.study_name, "trial_path": None, "poll": None, "color_by": "kind",
         "sort": {"key": "dice", "dir": -1},
         "figure_sets": {color: {**figures.study_figures(info, color), **study_confirmed_figures(study)} for color in figures.COLOR_BY},
-        "columns": [list(column) for column in views.COLUMNS], "rows": rows,
+        "columns": views.columns(rows), "rows": rows,
         "summary": views.study_summary(study, info),
         "recommended": views.recommended(info, source or DEFAULT_URL),
     }

@@ -22,7 +22,9 @@ from collections.abc import Sequence
 
 from studies import labels
 from studies.metrics import AXES, UNITS, limit_name
-from studies.plotinfo import BLOCK_KINDS, ParetoInfo, PlotPoint, escape, front_2d, front_view, outside
+from studies.plotinfo import (
+    BLOCK_KINDS, ParetoInfo, PlotPoint, escape, front_2d, front_view, front_view_3d, outside,
+)
 
 COLOR_BY = {"kind": "main block kind", "quant": "quant mode"}
 # Okabe and Ito's colour-blind-safe palette: six hues no two of which look alike.
@@ -35,7 +37,15 @@ TRIALS = {"role": "trials"}
 LEGEND = {"role": "legend"}
 PRESETS = "hand-designed presets"
 INFEASIBLE = "infeasible (rejected)"
-ZOOM_NOTE = "{title} · zoomed to the front: {count} of {total} trials outside"
+CAMERA_EYE = {"x": 1.9, "y": -1.2, "z": 0.7}
+"""Where the 3-D view looks from. Not plotly's default (1.25, 1.25, 1.25): a front trades Dice for
+latency and size, so it runs along that very diagonal and would collapse into the middle of the view."""
+ZOOM_NOTE = "zoomed to the front: {count} of {total} trials outside"
+PRESETS_OUTSIDE = ", {presets} of them presets"
+MENU_2D = {"x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "direction": "left"}
+MENU_3D = {"x": 1.02, "y": 0.04, "xanchor": "left", "yanchor": "bottom", "direction": "down"}
+"""Where the zoom buttons go: over a 2-D plot's top right corner; in 3-D, where the title's second
+line is, under the legend instead."""
 
 
 # -- the figures ---------------------------------------------------------------------------------
@@ -65,7 +75,8 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
 
 
 def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
-    """Dice, latency and size in 3-D; front members filled, dominated trials as rings."""
+    """Dice, latency and size in 3-D, zoomed to the front like :func:`pareto_figure`; front members
+    filled, dominated trials as rings."""
     import plotly.graph_objects as go
 
     check_choice("color_by", color_by, COLOR_BY)
@@ -91,9 +102,11 @@ def pareto_3d_figure(info: ParetoInfo, color_by: str = "kind"):
         ))
     figure.add_traces(legend_keys(info, groups, color_by, three_d=True))
     figure.update_layout(
-        scene={"xaxis_title": AXES["latency_ms"], "yaxis_title": AXES["size_kb"], "zaxis_title": "Dice"},
-        legend_title_text=COLOR_BY[color_by], margin={"l": 0, "r": 0, "t": 48, "b": 0}, uirevision=info.study_name,
+        scene={"xaxis_title": AXES["latency_ms"], "yaxis_title": AXES["size_kb"], "zaxis_title": "Dice",
+               "camera": {"eye": CAMERA_EYE}},
+        legend_title_text=COLOR_BY[color_by], margin={"l": 0, "r": 0, "t": 64, "b": 0}, uirevision=info.study_name,
     )
+    _zoom_3d_to_front(figure, info)
     return maybe_empty(figure, info)
 
 
@@ -252,36 +265,59 @@ def _add_limit_lines(figure, limits: dict, x: str) -> None:
 
 
 def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:
-    """Axes around the front, labels placed for that view, and buttons for every trial or a log axis."""
-    view = front_view(info, x)
-    if view is None:
-        return
-    left_out = outside(info, x, view)
-    _add_labels(figure, info, x, view)
-    figure.update_layout(xaxis_range=view[0], yaxis_range=view[1])
+    """Axes around the front, labels placed for that view, and buttons for every trial or a log axis;
+    a note on the x axis's title says how many trials the view leaves out."""
+    ranges = front_view(info, x)
+    if ranges is not None:
+        _add_labels(figure, info, x, ranges)
+        _zoom(figure, info, ranges, {x: "xaxis", "dice": "yaxis"}, "xaxis.title.text", AXES[x], MENU_2D)
+
+
+def _zoom_3d_to_front(figure, info: ParetoInfo) -> None:
+    """The 2-D plots' rule in 3-D: the scene around the front, the note under the figure's title."""
+    ranges = front_view_3d(info)
+    if ranges is not None:
+        axes = {"latency_ms": "scene.xaxis", "size_kb": "scene.yaxis", "dice": "scene.zaxis"}
+        _zoom(figure, info, ranges, axes, "title.text", figure.layout.title.text, MENU_3D)
+
+
+def _zoom(figure, info: ParetoInfo, ranges: dict, axes: dict[str, str], note_at: str, plain: str, menu: dict) -> None:
+    """Set each metric's axis (``axes``: metric -> layout path such as ``xaxis`` or ``scene.zaxis``)
+    to its range; when that leaves trials out, say how many in a line under the ``plain`` text at
+    ``note_at`` and offer buttons (placed by ``menu``): the front, all trials, and Dice against
+    log-scaled other axes."""
+    zoomed = {f"{axis}.range": ranges[metric] for metric, axis in axes.items()}
+    for path, value in zoomed.items():
+        figure.layout[path] = value
+    left_out = outside(info, ranges)
     if not left_out:
         return
-    # The note rides on the axis title, where no label or point can be under it.
-    note = ZOOM_NOTE.format(title=AXES[x], count=len(left_out), total=len(info.points))
-    figure.update_layout(xaxis_title=note)
-    zoomed = {"xaxis.type": "linear", "xaxis.range": view[0], "yaxis.range": view[1], "xaxis.title.text": note}
-    every = {"xaxis.type": "linear", "xaxis.autorange": True, "yaxis.autorange": True, "xaxis.title.text": AXES[x]}
+    # The note rides on a title, where no label or point can be under it.
+    note = f"{plain}<br><sup>{_zoom_note(left_out, len(info.points))}</sup>"
+    figure.layout[note_at] = note
+    linear = {f"{axis}.type": "linear" for axis in axes.values()}
+    every = {**linear, **{f"{axis}.autorange": True for axis in axes.values()}, note_at: plain}
+    log = {f"{axis}.type": "log" for metric, axis in axes.items() if metric != "dice"}
     figure.update_layout(updatemenus=[{
-        "type": "buttons", "direction": "left", "showactive": True, "active": 0,
-        "x": 1, "y": 1.02, "xanchor": "right", "yanchor": "bottom", "pad": {"r": 0, "t": 0},
+        "type": "buttons", "showactive": True, "active": 0, **menu, "pad": {"r": 0, "t": 0},
         "font": {"size": 11}, "bgcolor": "#ffffff", "bordercolor": "#d8dee4",
         "buttons": [
-            {"label": "front", "method": "relayout", "args": [zoomed]},
+            {"label": "front", "method": "relayout", "args": [{**linear, **zoomed, note_at: note}]},
             {"label": "all trials", "method": "relayout", "args": [every]},
-            {"label": "log axis", "method": "relayout", "args": [{**every, "xaxis.type": "log"}]},
+            {"label": "log axis" if len(log) == 1 else "log axes", "method": "relayout", "args": [{**every, **log}]},
         ],
     }])
 
 
-def _add_labels(figure, info: ParetoInfo, x: str, view) -> None:
-    """Preset names and ``knee #N`` on leader lines, placed by :func:`studies.labels.place` for ``view``."""
+def _zoom_note(left_out: list[PlotPoint], total: int) -> str:
+    presets = sum(1 for p in left_out if p.preset)
+    return ZOOM_NOTE.format(count=len(left_out), total=total) + (PRESETS_OUTSIDE.format(presets=presets) if presets else "")
+
+
+def _add_labels(figure, info: ParetoInfo, x: str, ranges: dict) -> None:
+    """Preset names and ``knee #N`` on leader lines, placed by :func:`studies.labels.place` for ``ranges``."""
     named = [(p, _label(p)) for p in info.points if p.knee or (p.preset and not p.infeasible)]
-    pixels = {p.number: labels.to_pixels(p.value(x), p.dice, *view) for p in info.points}
+    pixels = {p.number: labels.to_pixels(p.value(x), p.dice, ranges[x], ranges["dice"]) for p in info.points}
     offsets = labels.place([pixels[p.number] for p, _ in named], [text for _, text in named], list(pixels.values()))
     for (point, text), (ax, ay) in zip(named, offsets):
         figure.add_annotation(

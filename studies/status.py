@@ -18,8 +18,8 @@ from typing import Any
 
 from studies import pareto
 from studies.confirmed import format_confirmed, load_confirmed
-from studies.front import TrialPoint, front, objective_names, study_limits, study_points
-from studies.metrics import FORMATS, METRICS, format_value, plus_minus, state_counts
+from studies.front import TrialPoint, front, objective_names, study_limits, study_points, uncertainty
+from studies.metrics import FORMATS, METRICS, format_value, state_counts, with_spread
 from studies.names import printable
 from studies.storage import StudyInfo, storage_url
 
@@ -213,12 +213,12 @@ def device_line(name: str, info: dict) -> str:
 def format_front(members: list[TrialPoint]) -> str:
     """The front as a table: trial, summary, quant, dice, latency ms, size KB."""
     width = max([len("summary")] + [len(_summary(p)) for p in members])
-    lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>12} {'latency ms':>11} {'size KB':>9}"]
+    lines = [f"{'trial':>6}  {'summary':<{width}}  {'quant':<9} {'dice':>13} {'latency ms':>11} {'size KB':>9}"]
     for p in members:
-        dice, latency, size = (_fmt(p.values.get(m), FORMATS[m]) for m in ("dice", "latency_ms", "size_kb"))
-        dice += plus_minus(p.attrs.get("dice_ci95"))
+        dice = with_spread("dice", p.values.get("dice"), uncertainty(p, "dice"))
+        latency, size = (_fmt(p.values.get(m), FORMATS[m]) for m in ("latency_ms", "size_kb"))
         latency = ("~" if p.attrs.get("latency_unsteady") else "") + latency
-        lines.append(f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {dice:>12} {latency:>11} {size:>9}")
+        lines.append(f"{p.number:>6}  {_summary(p):<{width}}  {p.quant:<9} {dice:>13} {latency:>11} {size:>9}")
     unsteady = sum(bool(p.attrs.get("latency_unsteady")) for p in members)
     if unsteady:
         lines.append(f"~ {unsteady} latency(ies) stayed above the CV target after every retry: ties within their spread "

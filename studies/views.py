@@ -12,14 +12,17 @@ from typing import Any
 
 from studies import figures
 from studies.confirmed_figures import study_confirmed_figures
-from studies.metrics import size_kb, state_counts
+from studies.front import TrialPoint, from_trial, objective_names
+from studies.metrics import METRICS, size_kb, state_counts
+from studies.plotinfo import spread_texts
 
 COLUMNS = (
     ("number", "#", "int"),
     ("state", "state", "text"),
-    ("dice", "Dice", "float4"),
+    ("dice", "Dice ± 95%", "spread"),
+    ("test_dice", "test Dice ± 95%", "spread"),
     ("float_dice", "float Dice", "float4"),
-    ("latency_ms", "p50 ms", "float3"),
+    ("latency_ms", "p50 ms ± s.e.", "spread"),
     ("latency_p90_ms", "p90 ms", "float3"),
     ("size_kb", "size KB", "float1"),
     ("params", "params", "count"),
@@ -28,7 +31,10 @@ COLUMNS = (
     ("quant", "quant", "text"),
     ("seconds", "duration s", "float1"),
 )
-"""``(key, header, format)`` of the trial table, in order."""
+"""``(key, header, format)`` of the trial table, in order; a ``spread`` cell shows the row's
+``texts[key]`` (:func:`studies.plotinfo.spread_texts`) and sorts by its value."""
+OPTIONAL = ("test_dice",)
+"""Columns shown only when some trial has a value in them (a study without a test split has no test Dice)."""
 
 
 EXPORT_OUTPUT = "model.tflite"
@@ -36,14 +42,18 @@ PEAK_MEMORY = (("peak_rss_bytes", "process peak"), ("peak_activation_bytes", "ac
 """Peak-memory figures a measurement's statistics may hold, by preference, and what each counts."""
 
 
-def trial_row(trial, front: set[int], picks: dict[int, list[str]] | None = None) -> dict[str, Any]:
-    """One row of the trial table (``None`` where a value is unknown); ``picks`` maps a trial number
-    to what it is recommended as (``knee``, ``best Dice``, ``fastest``)."""
+def trial_row(trial, point: TrialPoint, front: dict[int, tuple[int, ...]],
+              picks: dict[int, list[str]] | None = None) -> dict[str, Any]:
+    """One row of the trial table (``None`` where a value is unknown) of an Optuna trial and its
+    :class:`studies.front.TrialPoint`; ``front`` maps each front member to the members it ties with,
+    ``picks`` a trial number to what it is recommended as (``knee``, ``best Dice``, ``fastest``)."""
     attrs = trial.user_attrs
     return {
         "number": trial.number,
         "state": trial.state.name,
         "dice": attrs.get("dice"),
+        "test_dice": attrs.get("test_dice"),
+        "texts": spread_texts(point),
         "float_dice": attrs.get("float_dice"),
         "latency_ms": attrs.get("latency_ms"),
         "latency_p90_ms": attrs.get("latency_p90_ms"),
@@ -54,6 +64,7 @@ def trial_row(trial, front: set[int], picks: dict[int, list[str]] | None = None)
         "quant": attrs.get("quant"),
         "seconds": duration_seconds(trial),
         "front": trial.number in front,
+        "ties": list(front.get(trial.number, ())),
         "picks": (picks or {}).get(trial.number, []),
         "preset": attrs.get("preset"),
         "note": attrs.get("infeasible") or attrs.get("error") or attrs.get("stopped_early"),
@@ -63,9 +74,16 @@ def trial_row(trial, front: set[int], picks: dict[int, list[str]] | None = None)
 def trial_rows(study, info: figures.ParetoInfo | None = None) -> list[dict[str, Any]]:
     """Rows of every trial of ``study``, by trial number."""
     info = info or figures.pareto_info(study)
-    front = {p.number for p in info.front}
+    front = {p.number: p.ties for p in info.front}
     picks = {r.point.number: r.labels for r in figures.recommendations(info)}
-    return [trial_row(trial, front, picks) for trial in study.get_trials(deepcopy=False)]
+    points = {p.number: p for p in info.trials}
+    return [trial_row(trial, points[trial.number], front, picks) for trial in study.get_trials(deepcopy=False)]
+
+
+def columns(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """:data:`COLUMNS` without the :data:`OPTIONAL` ones no row has a value in."""
+    return [list(column) for column in COLUMNS
+            if column[0] not in OPTIONAL or any(row.get(column[0]) is not None for row in rows)]
 
 
 def export_command(study_name: str, storage: str, *, trial: int | None = None, pick: str | None = None,
@@ -82,7 +100,7 @@ def recommended(info: figures.ParetoInfo, storage: str) -> list[dict[str, Any]]:
     return [
         {
             "number": r.point.number, "labels": r.labels, "rules": list(r.rules), "preset": r.point.preset,
-            "dice": r.point.dice, "latency_ms": r.point.latency_ms, "size_kb": r.point.size_kb,
+            "dice": r.point.dice, "latency_ms": r.point.latency_ms, "size_kb": r.point.size_kb, "texts": r.point.texts,
             "kind": r.point.kind, "quant": r.point.quant,
             "command": export_command(info.study_name, storage, trial=r.point.number),
             "pick_commands": [export_command(info.study_name, storage, pick=rule) for rule in r.rules],
@@ -124,14 +142,18 @@ def study_summary(study, info: figures.ParetoInfo) -> dict[str, Any]:
     states = state_counts(study.get_trials(deepcopy=False))
     feasible = info.feasible
     _, volumes = figures.hypervolume_history(info)
+    best = max(feasible, key=lambda p: (p.dice, -p.number), default=None)
+    fastest = min(feasible, key=lambda p: (p.latency_ms, p.number), default=None)
     return {
         "trials": sum(states.values()),
         "states": states,
         "complete": states.get("COMPLETE", 0),
         "front": len(info.front),
         "hypervolume": volumes[-1] if volumes else None,
-        "best_dice": max((p.dice for p in feasible), default=None),
-        "min_latency_ms": min((p.latency_ms for p in feasible), default=None),
+        "best_dice": best.dice if best else None,
+        "best_dice_text": best.texts["dice"] if best else None,
+        "min_latency_ms": fastest.latency_ms if fastest else None,
+        "min_latency_text": fastest.texts["latency_ms"] if fastest else None,
         "min_size_kb": min((p.size_kb for p in feasible), default=None),
         "constraints": info.limits,  # the key the page script reads
     }
@@ -141,14 +163,15 @@ def study_payload(study, storage: str, color_by: str = "kind") -> dict[str, Any]
     """Everything the study page draws: figures, table rows, summary, the recommended trials with
     their export commands for ``storage`` (the study's URL), and a version to poll."""
     info = figures.pareto_info(study)
+    rows = trial_rows(study, info)
     return {
         "study": study.study_name,
         "version": study_version(study),
         "color_by": color_by,
         "summary": study_summary(study, info),
         "figures": {**figures.study_figures(info, color_by), **study_confirmed_figures(study)},
-        "columns": [list(column) for column in COLUMNS],
-        "rows": trial_rows(study, info),
+        "columns": columns(rows),
+        "rows": rows,
         "recommended": recommended(info, storage),
     }
 
@@ -184,14 +207,18 @@ def spec_table(attrs: dict) -> tuple[list[list[Any]], list[tuple[str, Any]]]:
     return rows, settings
 
 
-def metric_rows(trial, measurements: list[dict] = ()) -> list[tuple[str, Any]]:
-    """Every metric of a trial as ``(label, value)``, values unformatted, with the peak memory of
+def metric_rows(trial, measurements: list[dict] = (), objectives=tuple(METRICS)) -> list[tuple[str, Any]]:
+    """Every metric of a trial as ``(label, value)``: Dice and latency as :func:`studies.plotinfo.spread_texts`
+    writes them (of the study's ``objectives``), the others unformatted, with the peak memory of
     :func:`peak_memory` (from ``measurements`` of the result store, else the trial's attribute)."""
     attrs = trial.user_attrs
     size_bytes = attrs.get("size_bytes")
+    texts = spread_texts(from_trial(trial, objectives))
     rows = [
-        ("Dice (TFLite, after PTQ)", attrs.get("dice")), ("Dice (Keras float)", attrs.get("float_dice")),
-        ("IoU", attrs.get("iou")), ("latency p50 (ms)", attrs.get("latency_ms")),
+        ("Dice (TFLite, after PTQ) ± 95% over images", texts.get("dice")),
+        ("test Dice (held out) ± 95% over images", texts.get("test_dice")),
+        ("Dice (Keras float)", attrs.get("float_dice")),
+        ("IoU", attrs.get("iou")), ("latency p50 (ms) ± standard error", texts.get("latency_ms")),
         ("latency p10 (ms)", attrs.get("latency_p10_ms")), ("latency p90 (ms)", attrs.get("latency_p90_ms")),
         ("latency CV", attrs.get("latency_cv")), ("device", attrs.get("device")),
         ("size (bytes)", size_bytes), ("size (KB)", size_kb(size_bytes)),
@@ -250,7 +277,7 @@ def trial_detail(study, number: int, storage: str, results=None) -> dict[str, An
         "duration_s": duration_seconds(trial),
         "stages": stage_rows,
         "settings": settings,
-        "metrics": metric_rows(trial, measurements),
+        "metrics": metric_rows(trial, measurements, objective_names(study) or tuple(METRICS)),
         "export": trial_export(study, trial.number, storage),
         "dice_history": list(attrs.get("dice_history") or []),
         "measurements": [_plain_measurement(m) for m in measurements],

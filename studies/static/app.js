@@ -52,18 +52,39 @@
     text: (v) => (v === null || v === undefined || v === "" ? "–" : String(v)),
   };
 
+  // A value with its uncertainty, as the server wrote it (studies.metrics.with_spread).
+  function spreadText(texts, key) {
+    return (texts && texts[key]) || "–";
+  }
+
   function trialUrl(study, trialNumber) {
     const query = new URLSearchParams({ study: study, number: String(trialNumber) });
     return page.trial_path + "?" + query.toString();
   }
 
   // -- figures ------------------------------------------------------------------------------
+  // Figures fill their box: without autosize plotly draws 700 px wide whatever the box, and clips
+  // the legend of a narrower one; the observer follows the box's width (a scrollbar, a resized
+  // window). Only its width: the box's height follows the plot, so resizing on it would never stop.
+  const widths = new WeakMap();
+  const resizer = window.ResizeObserver ? new ResizeObserver(function (entries) {
+    for (const entry of entries) {
+      const width = Math.round(entry.contentRect.width);
+      if (widths.get(entry.target) !== width) Plotly.Plots.resize(entry.target);
+      widths.set(entry.target, width);
+    }
+  }) : null;
+
   function drawFigures(figures) {
     for (const [key, figure] of Object.entries(figures || {})) {
       const div = document.getElementById("fig-" + key);
       if (!div) continue;
-      Plotly.react(div, figure.data, figure.layout, PLOT_CONFIG);
+      Plotly.react(div, figure.data, Object.assign({ autosize: true }, figure.layout), PLOT_CONFIG);
       bindClick(div);
+      if (resizer && !div.dataset.observed) {
+        div.dataset.observed = "1";
+        resizer.observe(div);
+      }
     }
   }
 
@@ -100,8 +121,8 @@
       ["trials", String(summary.trials), stateText(summary.states)],
       ["on the Pareto front", String(summary.front), "of " + summary.complete + " complete"],
       ["hypervolume", number(summary.hypervolume, 4), "share of the reference box"],
-      ["best Dice", number(summary.best_dice, 4), "feasible trials"],
-      ["fastest", summary.min_latency_ms === null ? "–" : number(summary.min_latency_ms, 2) + " ms", "latency p50"],
+      ["best Dice", summary.best_dice_text || "–", "feasible trials · ± 95% over images"],
+      ["fastest", summary.min_latency_text ? summary.min_latency_text + " ms" : "–", "latency p50 · ± standard error"],
       ["smallest", summary.min_size_kb === null ? "–" : number(summary.min_size_kb, 1) + " KB", ".tflite size"],
       ["constraints", constraintText(summary.constraints || {}), "from the study's config"],
     ];
@@ -136,8 +157,9 @@
   }
 
   function recommendation(item) {
-    const figures = "Dice " + number(item.dice, 4) + " · " + number(item.latency_ms, 2) + " ms · " +
-      number(item.size_kb, 1) + " KB · " + item.kind + " · " + item.quant;
+    const test = item.texts.test_dice ? " (test " + item.texts.test_dice + ")" : "";
+    const figures = "Dice " + spreadText(item.texts, "dice") + test + " · " + spreadText(item.texts, "latency_ms") +
+      " ms · " + number(item.size_kb, 1) + " KB · " + item.kind + " · " + item.quant;
     return el("div", { className: "rec", "data-number": String(item.number) }, [
       el("div", { className: "rec-head" }, [
         ...item.labels.map((label) => el("span", { className: "badge pick", text: label })),
@@ -180,6 +202,10 @@
     return el("td", { className: "num" }, [
       link,
       row.front ? el("span", { className: "star", title: "on the Pareto front", text: " ★" }) : null,
+      ...(row.ties || []).map((other) => el("span", {
+        className: "badge tie", text: "≈ #" + other,
+        title: "a tie: within the measurements' own uncertainty of #" + other + " in every objective",
+      })),
       ...(row.picks || []).map((label) => el("span", { className: "badge pick", text: label })),
       row.preset ? el("span", { className: "badge preset", text: row.preset }) : null,
     ]);
@@ -189,7 +215,8 @@
     const cells = page.columns.map(([key, , format]) => {
       if (key === "number") return numberCell(row);
       if (key === "state") return el("td", {}, [el("span", { className: "badge state-" + row.state, text: row.state })]);
-      return el("td", { className: format === "text" ? "text" : "value", text: FORMATS[format](row[key]) });
+      const text = format === "spread" ? spreadText(row.texts, key) : FORMATS[format](row[key]);
+      return el("td", { className: format === "text" ? "text" : "value", text: text });
     });
     const knee = (row.picks || []).includes("knee");
     const classes = [row.front ? "front" : "", knee ? "knee" : "", row.note ? "noted" : ""].join(" ").trim();

@@ -120,3 +120,24 @@ def add_results(url: str, trial, tflite: bytes, samples: int = 40) -> str:
         )
         store.save_previews(trial._trial_id, [(png(image), png(mask), png(mask)), (png(image[::-1]), png(mask), png(mask.T))])
     return digest
+
+
+SPREAD_TEXTS = {0: ("0.720 ± 0.020", "0.690 ± 0.030", "10.00 ± 0.13"), 1: ("0.600", None, "5.00")}
+"""What ``spread_study``'s trials 0 and 1 show: Dice, test Dice and latency with their spreads."""
+
+
+def spread_study(url: str, name: str = "spread") -> optuna.Study:
+    """Trial 0 with a Dice interval, a test Dice with its own, and a latency spread (CV 0.1 over 100
+    runs: 10 ms * 1.2533 * 0.1 / 10 = 0.13); trial 1 stored before any of these were (bare values);
+    trial 2 within trial 0's uncertainty in every objective (the same size): a tie on the front."""
+    study = create_study(url, name, config={})
+    measured = {"dice_ci95": [0.70, 0.74], "latency_cv": 0.1, "latency_runs": 100}
+    for dice, latency, size, extra in (
+        (0.72, 10.0, 100.0, {**measured, "test_dice": 0.69, "test_dice_ci95": [0.66, 0.72]}),
+        (0.60, 5.0, 50.0, {"latency_cv": None}),
+        (0.715, 10.05, 100.0, measured),
+    ):
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, values=[dice, latency, size],
+            user_attrs=attrs_for(spec_for(len(study.trials)), dice, latency, size, **extra)))
+    return study

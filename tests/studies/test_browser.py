@@ -15,7 +15,9 @@ import optuna
 from studies import figures
 from studies.report import write_report
 from studies.store import ResultStore
-from tests.studies.factory import add_preset, add_results, add_trial, create_study, sample_study, spec_for
+from tests.studies.factory import (
+    SPREAD_TEXTS, add_preset, add_results, add_trial, create_study, sample_study, spec_for, spread_study,
+)
 from tests.studies.helpers import TINY_TFLITE
 from tests.studies.served import ARTIFACTS, chromium_browser, running_dashboard
 
@@ -44,6 +46,7 @@ def demo_url(tmp_path_factory):
     for index in range(4):
         add_trial(other, index, seed=5)
     crowd_study(url)
+    spread_study(url)
     return url
 
 
@@ -180,7 +183,7 @@ def test_compare_and_studies_pages(page, demo_url):
         assert fronts == 2
         screenshot(page, "dashboard-compare.png")
         open_ready(page, served.url + "studies")
-        assert page.locator("table a.name").all_inner_texts() == ["crowd", "other", "demo"]
+        assert page.locator("table a.name").all_inner_texts() == ["spread", "crowd", "other", "demo"]
         assert page.errors == []
 
 
@@ -221,6 +224,9 @@ def test_crowded_presets_get_labels_apart_and_the_plot_opens_on_the_front(page, 
         assert len(label_boxes) >= 5 and overlapping(label_boxes) == [], texts
         x_range = page.evaluate("() => document.getElementById('fig-latency')._fullLayout.xaxis.range")
         assert x_range[1] < 390.0  # the far trial does not set the axis
+        page.wait_for_function("() => document.getElementById('fig-3d')._fullLayout.scene")
+        scene_x = page.evaluate("() => document.getElementById('fig-3d')._fullLayout.scene.xaxis.range")
+        assert scene_x[1] < 390.0  # nor the 3-D one
         screenshot(page, "dashboard-crowd-front.png")
         page.locator("#fig-latency .updatemenu-button", has_text="all trials").click()
         page.wait_for_function("() => document.getElementById('fig-latency')._fullLayout.xaxis.range[1] > 390")
@@ -248,6 +254,13 @@ def test_points_keep_their_category_colour_and_the_legends_read_right(page, demo
         assert shown <= palette, shown
         legend = page.eval_on_selector_all("#fig-3d .legendtext", "(nodes) => nodes.map((n) => n.textContent)")
         assert {"hand-designed presets", "infeasible (rejected)"} <= set(legend) and "presets / infeasible" not in legend
+        overflow = page.evaluate("""() => [...document.querySelectorAll('.plot .js-plotly-plot, .plot.js-plotly-plot')].map((div) => {
+            const box = div.getBoundingClientRect(), legend = div.querySelector('.legend');
+            return [div.id, div._fullLayout.width - box.width, legend ? legend.getBoundingClientRect().right - box.right : 0];
+        })""")
+        assert len(overflow) == 4 and all(wide <= 2 and legend <= 1 for _, wide, legend in overflow), overflow  # none clipped
+        ARTIFACTS.mkdir(exist_ok=True)  # an element screenshot waits for the box to stop resizing: it must
+        page.locator("#fig-3d").screenshot(path=str(ARTIFACTS / "dashboard-3d.png"), timeout=10_000)
         assert page.errors == []
 
 
@@ -281,3 +294,24 @@ def test_trial_page_offers_the_sidecar_and_the_boards_peak_memory(page, demo_url
         assert "--trial 0 -o model.tflite" in page.locator("#export").inner_text()
         screenshot(page, "dashboard-trial-export.png")
         assert page.errors == []
+
+
+def test_tables_show_dice_with_its_interval_test_dice_and_ties(page, demo_url, tmp_path):
+    (dice, test, latency), (bare_dice, _, bare_latency) = SPREAD_TEXTS[0], SPREAD_TEXTS[1]
+    with running_dashboard(demo_url) as served:
+        open_ready(page, served.url + "?study=spread")
+        assert {dice, test, latency} <= set(page.locator("#trials tbody tr[data-number='0'] td").all_inner_texts())
+        bare = page.locator("#trials tbody tr[data-number='1'] td").all_inner_texts()
+        assert {bare_dice, bare_latency} <= set(bare) and not any("±" in cell for cell in bare)
+        ties = page.locator("#trials tbody tr[data-number='0'] .badge.tie")
+        assert ties.inner_text() == "≈ #2" and "tie" in ties.get_attribute("title")
+        page.locator("#trials th[data-key='dice']").click()  # sorts by the value, not the text
+        assert page.eval_on_selector_all("#trials tbody tr", "(rows) => rows.map((r) => r.dataset.number)") == ["0", "2", "1"]
+        assert dice in page.locator("#summary").inner_text() and dice in page.locator("#recommended").inner_text()
+        screenshot(page, "dashboard-spread.png")
+        assert page.errors == []
+    report = write_report(demo_url, tmp_path / "report.html", study="spread")
+    open_ready(page, report.resolve().as_uri())
+    front = page.locator("#front tbody tr[data-number='0'] td").all_inner_texts()
+    assert {dice, test, latency} <= set(front) and "≈ #2" in front[0]
+    assert page.errors == []

@@ -125,6 +125,7 @@ def test_confirmed_figure_marks_front_error_bars_and_reference(confirmed_db):
     assert list(members.error_y.array) == pytest.approx([0.01, 0.01 * 2 ** 0.5])
     assert list(traces["confirmed"].customdata) == [0] and traces["confirmed"].marker.color == "white"
     assert list(traces["search front (validation, one seed)"].customdata) == [0, 1, 2]
+    assert "test Dice 0.870 ± 0.010" in members.text[0]  # means ± std over seeds, as in status
     dashed = [shape for shape in figure.layout.shapes if shape.line.dash == "dash"]
     assert sorted((s.type, s.y0 if s.y0 == s.y1 else s.x0) for s in dashed) == [("line", 0.90), ("line", 30.0)]
     assert set(study_confirmed_figures(study)) == {"confirmed"}

@@ -13,7 +13,7 @@ import pytest
 from studies import export, front, pages, pareto
 from studies.store import ResultStore
 from tests.conftest import run_cli
-from tests.studies.factory import add_results, add_trial, create_study, sample_study
+from tests.studies.factory import SPREAD_TEXTS, add_results, add_trial, create_study, sample_study, spread_study
 from tests.studies.helpers import TINY_TFLITE
 from tests.studies.served import fetch, running_dashboard
 
@@ -218,6 +218,38 @@ def test_compare_json_has_both_fronts(server):
     payload = json.loads(get(server, f"/api/compare?a=demo&b={quote(HOSTILE)}")[2])
     fronts = [t["name"] for t in payload["figures"]["latency"]["data"] if (t.get("meta") or {}).get("role") == "front"]
     assert fronts == ["demo: front", "&lt;script&gt;alert(1)&lt;/script&gt;: front"]
+
+
+def page_data(page: str) -> dict:
+    return json.loads(re.search(r'<script type="application/json" id="page-data">(.*?)</script>', page, re.S).group(1))
+
+
+def test_every_dice_shown_carries_its_interval_where_stored(tmp_path):
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    spread_study(url)
+    add_trial(create_study(url, "other"), 0)
+    (dice, test, latency), (bare_dice, _, bare_latency) = SPREAD_TEXTS[0], SPREAD_TEXTS[1]
+    with running_dashboard(url, study="spread") as served:
+        data = page_data(get(served, "/?study=spread")[2].decode())
+        rows = {row["number"]: row for row in data["rows"]}
+        assert rows[0]["texts"] == {"dice": dice, "test_dice": test, "latency_ms": latency}
+        assert rows[1]["texts"] == {"dice": bare_dice, "latency_ms": bare_latency}
+        assert rows[0]["ties"] == [2] and rows[2]["ties"] == [0] and rows[1]["ties"] == []
+        columns = {key: (header, kind) for key, header, kind in data["columns"]}
+        assert columns["dice"] == ("Dice ± 95%", "spread") and columns["test_dice"] == ("test Dice ± 95%", "spread")
+        assert data["summary"]["best_dice_text"] == dice and data["summary"]["min_latency_text"] == bare_latency
+        assert {item["number"]: item["texts"]["dice"] for item in data["recommended"]}[0] == dice
+        hovers = " ".join(text for t in data["figures"]["latency"]["data"] for text in t.get("hovertext") or [])
+        assert f"Dice {dice} · test {test}" in hovers
+        trial = get(served, "/trial?study=spread&number=0")[2].decode()
+        for label, text in (("Dice (TFLite, after PTQ) ± 95% over images", dice),
+                            ("test Dice (held out) ± 95% over images", test), ("latency p50 (ms) ± standard error", latency)):
+            assert f"<th>{label}</th><td>{text}</td>" in trial, label
+        bare = get(served, "/trial?study=spread&number=1")[2].decode()
+        assert f"<td>{bare_dice}</td>" in bare and f"<td>{bare_latency}</td>" in bare and not re.findall("<td>[^<]*±", bare)
+        compared = json.loads(get(served, "/api/compare?a=spread&b=other")[2])
+        hovers = " ".join(text for t in compared["figures"]["latency"]["data"] for text in t.get("hovertext") or [])
+        assert f"Dice {dice}" in hovers
 
 
 def test_new_trials_change_the_version(tmp_path):

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from studies import figures, front
-from tests.studies.factory import add_trial, attrs_for, create_study, sample_study, spec_for
+from tests.studies.factory import SPREAD_TEXTS, add_preset, add_trial, attrs_for, create_study, sample_study, spec_for, spread_study
 
 COMPLETE = 10  # sample_study's COMPLETE trials: 7 searched, 2 presets, 1 infeasible (plus a FAIL and a PRUNED)
 
@@ -87,8 +87,11 @@ def test_front_points_are_filled_and_dominated_ones_rings_of_the_same_colour(inf
 
 
 def test_palette_tells_every_category_apart_and_the_legend_shows_full_colours(info):
-    for palette in (figures.KIND_COLORS, figures.QUANT_COLORS):
-        colours = list(palette.values()) + [figures.OTHER_COLOR]
+    import space
+
+    for palette, names in ((figures.KIND_COLORS, space.BLOCK_KINDS), (figures.QUANT_COLORS, space.QUANT_MODES)):
+        assert set(names) <= set(palette)  # no kind or mode of the space falls back to the grey of the rest
+        colours = list(palette.values()) + [figures.OTHER_COLOR, figures.KEY_COLOR]
         assert len(set(colours)) == len(colours)
     figure = figures.pareto_figure(info, "latency_ms")
     shown = [t for t in figure.data if t.showlegend is not False]
@@ -159,22 +162,48 @@ def test_one_far_trial_does_not_squeeze_the_front(tmp_path):
         add_trial(study, index)
     study.add_trial(optuna.trial.create_trial(  # dominated and ten times slower than anything else
         values=[0.3, 400.0, 2000.0], user_attrs=attrs_for(spec_for(1), 0.3, 400.0, 2000.0)))
+    add_preset(study, "unet", spec_for(2), 0.35, 300.0, 1500.0)  # a far preset: the note counts it
     info = figures.pareto_info(study)
     figure = figures.pareto_figure(info, "latency_ms")
     low, high = figure.layout.xaxis.range
     front_x = [p.latency_ms for p in info.front]
     assert low <= min(front_x) and max(front_x) <= high < 400.0
     assert (max(front_x) - min(front_x)) / (high - low) > 0.7  # the front spans most of the axis
-    assert "zoomed to the front: 2 of 7 trials outside" in figure.layout.xaxis.title.text  # the far one, and one below the front
+    # the far one, one below the front and the preset
+    assert "zoomed to the front: 3 of 8 trials outside, 1 of them presets" in figure.layout.xaxis.title.text
     buttons = [b.label for b in figure.layout.updatemenus[0].buttons]
     assert buttons == ["front", "all trials", "log axis"]
     assert figure.layout.updatemenus[0].buttons[2].args[0]["xaxis.type"] == "log"
+    scene = figures.pareto_3d_figure(info).layout  # the same rule in 3-D, over the 3-objective front
+    for axis, metric in (("xaxis", "latency_ms"), ("yaxis", "size_kb"), ("zaxis", "dice")):
+        low, high = scene.scene[axis].range
+        assert all(low <= p.value(metric) <= high for p in info.front), axis
+    assert scene.scene.xaxis.range[1] < 400.0 and scene.scene.yaxis.range[1] < 2000.0 and scene.scene.zaxis.range[0] > 0.3
+    assert "zoomed to the front: " in scene.title.text and "of 8 trials outside, 1 of them presets" in scene.title.text
+    every = scene.updatemenus[0].buttons[1].args[0]
+    assert every["scene.xaxis.autorange"] and every["scene.zaxis.autorange"] and "zoomed" not in every["title.text"]
+    assert scene.updatemenus[0].buttons[2].args[0]["scene.xaxis.type"] == "log"
+    eye = np.array([scene.scene.camera.eye[k] for k in "xyz"])
+    assert eye @ np.ones(3) / np.linalg.norm(eye) / np.sqrt(3) < 0.5  # not along the front's diagonal
 
 
 def test_hover_summarises_the_trial(info):
     point = next(p for p in info.points if p.preset == "unet-standard")
     assert f"trial #{point.number}" in point.hover
-    assert "preset unet-standard" in point.hover and "Dice 0.9000" in point.hover and "30 ms" in point.hover
+    assert "preset unet-standard" in point.hover
+    # no dice_ci95 stored: the bare value; latency_cv 0.04 over 50 runs: 30 * 1.2533 * 0.04 / sqrt(50)
+    assert "Dice 0.900<br>" in point.hover and "latency 30.00 ± 0.21 ms" in point.hover
+
+
+def test_hover_carries_the_dice_interval_test_dice_latency_spread_and_ties(tmp_path):
+    info = figures.pareto_info(spread_study(f"sqlite:///{tmp_path / 'spread.db'}"))
+    hover = {p.number: p.hover for p in info.points}
+    dice, test, latency = SPREAD_TEXTS[0]
+    assert f"Dice {dice} · test {test}<br>latency {latency} ms" in hover[0]
+    assert "Dice 0.600<br>latency 5.00 ms" in hover[1] and "±" not in hover[1]
+    assert "(a tie with #2)" in hover[0] and "(a tie with #0)" in hover[2] and "tie" not in hover[1]
+    traced = [text for t in figures.pareto_figure(info).data if (t.meta or {}).get("role") == "trials" for text in t.hovertext]
+    assert hover[0] in traced
 
 
 def test_colour_by_kind_or_quant_names_the_categories(info):

@@ -89,6 +89,14 @@ def test_latencies_within_their_standard_error_are_ties():
     assert front.uncertainty(point(3, 0.8, 1.0), "latency_ms") == 0.0  # older trials: exact, as before
 
 
+def test_members_within_each_others_uncertainty_in_every_objective_are_tied_and_both_stay():
+    a, b = point(1, 0.720, 10.0, ci=[0.70, 0.74], cv=0.1), point(2, 0.715, 10.05, ci=[0.70, 0.74], cv=0.1)
+    metrics = ["dice", "latency_ms", "size_kb"]
+    assert front.tied(a, b, metrics) and not front.dominates(a, b, metrics) and not front.dominates(b, a, metrics)
+    assert [p.number for p in front.front([a, b], metrics)] == [1, 2]
+    assert not front.tied(a, point(3, 0.715, 10.05, size=99.0, ci=[0.70, 0.74], cv=0.1), metrics)  # size is exact
+
+
 def test_preset_verdicts_name_the_searched_member_that_dominates_each_preset():
     unet = dataclasses.replace(point(0, 0.80, 20.0, 7000.0), preset="unet")
     fire = dataclasses.replace(point(1, 0.60, 3.0, 50.0), preset="fire")

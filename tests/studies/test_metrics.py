@@ -34,3 +34,14 @@ def test_limits_are_named_after_their_metric():
 def test_state_counts():
     trials = [SimpleNamespace(state=SimpleNamespace(name=name)) for name in ("COMPLETE", "FAIL", "COMPLETE")]
     assert metrics.state_counts(trials) == {"COMPLETE": 2, "FAIL": 1}
+
+
+def test_with_spread_is_the_one_text_of_a_value_and_its_uncertainty():
+    assert metrics.with_spread("dice", 0.8123, 0.0214) == "0.812 ± 0.021"
+    assert metrics.with_spread("test_dice", 0.69, 0.03) == "0.690 ± 0.030"
+    assert metrics.with_spread("latency_ms", 3.587, 0.1234) == "3.59 ± 0.12"
+    assert metrics.with_spread("dice", 0.8123, None) == metrics.with_spread("dice", 0.8123, 0.0) == "0.812"
+    assert metrics.with_spread("dice", None, 0.02) == "–"
+    assert metrics.half_width([0.70, 0.74]) == pytest.approx(0.02) and metrics.half_width([0.7, None]) is None
+    assert "0.800" + metrics.plus_minus([0.75, 0.85]) == metrics.with_spread("dice", 0.8, 0.05)
+    assert metrics.plus_minus(None) == ""

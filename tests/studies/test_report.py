@@ -10,7 +10,7 @@ import pytest
 from studies import pages
 from studies.report import write_report
 from tests.conftest import run_cli
-from tests.studies.factory import add_trial, create_study, sample_study
+from tests.studies.factory import SPREAD_TEXTS, add_trial, create_study, sample_study, spread_study
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -57,6 +57,17 @@ def test_report_recommends_trials_with_commands_and_marks_the_knee(url, tmp_path
     assert first["command"] == f"search export --study demo --storage {url} --trial {knee} -o model.tflite"
     knee_rows = [row for row in data["rows"] if "knee" in row["picks"]]
     assert [row["number"] for row in knee_rows] == [knee] and knee_rows[0]["front"]  # in the front table too
+
+
+def test_report_tables_show_dice_with_its_interval_and_the_ties(tmp_path):
+    url = f"sqlite:///{tmp_path / 'spread.db'}"
+    spread_study(url)
+    data = page_data(write_report(url, tmp_path / "report.html", study="spread").read_text(encoding="utf-8"))
+    assert ["dice", "Dice ± 95%", "spread"] in data["columns"] and ["test_dice", "test Dice ± 95%", "spread"] in data["columns"]
+    rows = {row["number"]: row for row in data["rows"]}
+    assert (rows[0]["texts"]["dice"], rows[0]["texts"]["test_dice"], rows[0]["texts"]["latency_ms"]) == SPREAD_TEXTS[0]
+    assert rows[1]["texts"]["dice"] == SPREAD_TEXTS[1][0] and rows[0]["ties"] == [2]
+    assert all(row["front"] for row in rows.values())  # the tie keeps both: the front table shows 0 and 2 as tied
 
 
 def test_report_escapes_names(url, tmp_path):

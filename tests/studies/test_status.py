@@ -100,7 +100,7 @@ def test_status_shows_dice_intervals_flags_unsteady_latencies_and_names_the_devi
     study.set_user_attr("device:local", {"cpu": "Some CPU", "cpu_features": ["avx2"], "cores": 2, "machine": "x86_64"})
     result = status.study_status(study)
     text = status.format_status(result)
-    assert "0.800±0.050" in text and "~2.0" in text
+    assert "0.800 ± 0.050" in text and "~2.0" in text
     assert "1 latency(ies) stayed above the CV target" in text
     assert "measured on local: Some CPU, 2 cores, x86_64; int8-relevant features: avx2 (this machine" in text
     assert result.to_dict()["front"][1]["latency_unsteady"] is True and result.to_dict()["devices"]["local"]["cores"] == 2
