@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from search.config import SearchConfig, merge_with_stored
+from studies.metrics import WITHDRAWN, withdrawn
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 TEMP_PREFIX = "nas-lite-"
-WITHDRAWN = "withdrawn"  # the system attribute of a WAITING trial a lower budget took back
 
 
 def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
@@ -188,11 +188,6 @@ def counted(trials) -> list:
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
     return [trial for trial in trials
             if trial.number not in retried and not withdrawn(trial) and "parent" not in trial.user_attrs]
-
-
-def withdrawn(trial) -> bool:
-    """Whether ``trial`` is a WAITING trial a lower budget took back (failed, never run)."""
-    return trial.state.name == "FAIL" and WITHDRAWN in trial.system_attrs
 
 
 def _top_up(study, config: SearchConfig) -> int:

@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from search.loop import FINISHED, counted, withdrawn
+from search.loop import FINISHED, counted
 from search.pipeline import duration as _clock
 
 MIN_BAR_COLUMNS = 40  # narrower (a zero-width terminal, COLUMNS=0), tqdm cuts the bar to nothing
@@ -53,9 +53,7 @@ class Reporter:
         from studies.metrics import state_counts
 
         trials = study.get_trials(deepcopy=False)
-        states = {state.lower(): count for state, count in state_counts(t for t in trials if not withdrawn(t)).items()}
-        if any(map(withdrawn, trials)):
-            states["withdrawn"] = sum(map(withdrawn, trials))
+        states = {state.lower(): count for state, count in state_counts(trials).items()}
         self._finish(study, states, front(trials, self.objectives))
 
     def note(self, text: str) -> None:
