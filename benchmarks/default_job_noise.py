@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     info = device_info()
     print(f"\nhost: {info['cpu']}, {info['cores']} cores, features {','.join(cpu_features()) or '-'}; "
           f"{len(next(iter(specs.values())))} models (7 float presets, {args.sampled} sampled), {args.repeats} repeats; "
-          f"load average now {open('/proc/loadavg').read().split()[:3]}\n")
+          f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     rows = {s.name: figures({name: [cache[f"{s.key}|{name}|{r}"] for r in range(args.repeats)] for name in specs[s.image_size]})
             for s in args.settings}
     print(table(rows))
