@@ -94,7 +94,7 @@ def load_dataset(
         raise DatasetError(f"val_fraction + test_fraction must leave images to train on, got {val_fraction} + {test_fraction}")
     test = None
     if str(source) == SYNTHETIC:
-        images, masks = synthetic(limit or synthetic_count, image_size, channels, seed)
+        images, masks = synthetic(limit or synthetic_count, image_size, channels, seed, progress)
         name, notes = f"synthetic(seed={seed})", ()
     else:
         images, masks, notes = load_folder(source, image_size, channels, limit, progress)
@@ -269,18 +269,24 @@ def _resize(array: np.ndarray, size: int, method: str) -> np.ndarray:
     return np.stack(planes, axis=-1).astype(np.float32)
 
 
+PROGRESS_DELAY = 0.5  # seconds before a bar appears: a quick load shows none
+
+
 def _progress(items, enabled, description):
+    """``items``, with a bar (count, elapsed, ETA) on stderr when ``enabled`` and the load lasts."""
     if not enabled:
         return items
     from tqdm import tqdm
 
     # disable=None: no bar where stderr is not a terminal (a log, a pipe), so errors stay one clean line
-    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False, disable=None)
+    return tqdm(items, desc=description, unit="img", file=sys.stderr, leave=False, disable=None, delay=PROGRESS_DELAY)
 
 
 # -- the built-in dataset ---------------------------------------------------------------------
-def synthetic(count: int, image_size: int = 64, channels: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` generated scenes; image ``i`` depends only on ``(seed, i, image_size)``.
+def synthetic(count: int, image_size: int = 64, channels: int = 3, seed: int = 0,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` generated scenes; image ``i`` depends only on ``(seed, i, image_size)``. With
+    ``progress``, a bar on a terminal's stderr while they generate.
 
     Targets (mask 1) are speckled blobs and thin curved filaments; distractors (mask 0) are flat
     rectangles and rings of the same brightness, so brightness alone does not separate them. A
@@ -288,7 +294,7 @@ def synthetic(count: int, image_size: int = 64, channels: int = 3, seed: int = 0
     """
     images = np.empty((count, image_size, image_size, channels), np.float32)
     masks = np.empty((count, image_size, image_size, 1), np.float32)
-    for index in range(count):
+    for index in _progress(range(count), progress, "generating data"):
         image, mask = _scene(np.random.default_rng([seed, index]), image_size)
         images[index] = image.mean(axis=-1, keepdims=True) if channels == 1 else image
         masks[index, ..., 0] = mask

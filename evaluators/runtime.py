@@ -98,7 +98,7 @@ def benchmark(model_bytes: bytes, protocol: Protocol = Protocol(), limits: Limit
     """Time ``model_bytes`` with ``protocol`` in this process.
 
     Returns median/p10/p90/mean/std in ms, ``cv`` (std / mean), ``samples_ms``, ``runs``,
-    ``attempts`` and ``attempt_cvs``, ``threads``, ``protocol``, ``runtime`` (name, version),
+    ``attempts``, ``attempt_cvs`` and ``attempt_medians_ms``, ``threads``, ``protocol``, ``runtime`` (name, version),
     ``delegate`` (partitions and op counts inside and outside XNNPACK), ``peak_activation_bytes``,
     ``model_bytes`` and ``input`` (shape, dtype). A model LiteRT cannot load or run, or one beyond
     ``limits``, raises ValueError with the reason.
@@ -120,6 +120,7 @@ def benchmark(model_bytes: bytes, protocol: Protocol = Protocol(), limits: Limit
         "samples_ms": [round(float(s), 5) for s in steadiest],
         "attempts": len(attempts),
         "attempt_cvs": [round(_cv(a), 5) for a in attempts],
+        "attempt_medians_ms": [round(float(np.median(a)), 5) for a in attempts],
         "threads": protocol.threads,
         "protocol": protocol.to_dict(),
         "runtime": {"name": RUNTIME_NAME, "version": RUNTIME_VERSION},

@@ -24,13 +24,14 @@ INPUT_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, Not
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Lines break between words only: never inside an option such as --enqueue-presets."""
+    """Lines break between words only: never inside an option such as --enqueue-presets. The
+    descriptions are the commands' docstrings: their ``literal`` marks are dropped."""
 
     def _split_lines(self, text, width):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
     def _fill_text(self, text, width, indent):
-        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent,
+        return textwrap.fill(" ".join(text.replace("``", "").split()), width, initial_indent=indent, subsequent_indent=indent,
                              break_on_hyphens=False)
 
 

@@ -11,7 +11,8 @@ import dataclasses
 from typing import Any
 
 from search.options import (  # noqa: F401 - EARLY_STOP, LR_SCHEDULES and SAMPLERS are imported from here too
-    BY_NAME, EARLY_STOP, KEYS_OF, LR_SCHEDULES, OPTIONS, RUN, SAMPLERS, STUDY, checked, read_toml, space_of,
+    BY_NAME, EARLY_STOP, KEYS_OF, LR_SCHEDULES, OPTIONS, RUN, SAMPLERS, STUDY, checked, latency_defaults, read_toml,
+    space_of,
 )
 
 from studies.names import default_study_name  # noqa: F401 - start names its default study with it
@@ -19,7 +20,7 @@ from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and ali
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
 BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
-               "test_fraction": 0.0, "latency": "measured"}
+               "test_fraction": 0.0, "latency": "measured", "latency_clock": "wall"}
 
 
 class _Methods:
@@ -28,6 +29,9 @@ class _Methods:
     def __post_init__(self):
         for option in OPTIONS:
             object.__setattr__(self, option.name, checked(option, getattr(self, option.name)))
+        clock, threads = latency_defaults(self.latency_clock, self.threads, local=not self.devices)
+        object.__setattr__(self, "latency_clock", clock)
+        object.__setattr__(self, "threads", threads)
         if self.latency_clock == "cpu" and self.threads != 1:
             raise ValueError("--latency-clock: cpu times one LiteRT thread; add --threads 1")
         objectives = tuple(_objective(name) for name in self.objectives)

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from search.config import SearchConfig, merge_with_stored
+from studies.metrics import WITHDRAWN, withdrawn
 
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 TEMP_PREFIX = "nas-lite-"
-WITHDRAWN = "withdrawn"  # the system attribute of a WAITING trial a lower budget took back
 
 
 def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.Study":
@@ -51,8 +51,24 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     if not exists:
         _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)
-    _top_up(study, config)  # first: trials it withdraws are not reported as failed
+    taken_back = _top_up(study, config)  # first: trials it withdraws are not reported as failed
     reporter.begin(study, config, data)
+    if taken_back:
+        reporter.note(f"--budget {config.budget}: withdrew {taken_back} waiting trial(s) beyond it; they will not run")
+    done = sum(trial.state.name in FINISHED for trial in counted(study.get_trials(deepcopy=False)))
+    if done >= config.budget:  # no worker to start (each would import TensorFlow for nothing)
+        reporter.note(f"the study has finished {done} trials, its budget of {config.budget}: nothing to run "
+                      "(a higher --budget continues it)")
+    else:
+        _run_workers(study, config, data, reporter)
+    if config.verify_front and config.predicted_device:
+        _verify_front(study, config, reporter)
+    reporter.end(study)
+    return study
+
+
+def _run_workers(study, config: SearchConfig, data, reporter) -> None:
+    """Run the study's waiting trials in ``config.workers`` worker processes, reporting as they finish."""
     _prepare_teacher(config, data, reporter)
     _remove_orphans()
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as folder:
@@ -61,10 +77,6 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
         deadline = time.time() + config.timeout if config.timeout else None
         workers = [_spawn_worker(config, data_file, index, Path(folder), deadline) for index in range(config.workers)]
         _watch(study, workers, reporter)
-    if config.verify_front and config.predicted_device:
-        _verify_front(study, config, reporter)
-    reporter.end(study)
-    return study
 
 
 def _settings(config: SearchConfig, explicit: set[str], storage) -> tuple[SearchConfig, bool]:
@@ -175,17 +187,14 @@ def counted(trials) -> list:
     retried, trials withdrawn by a lower budget and promotions to a higher rung (search.rungs)."""
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
     return [trial for trial in trials
-            if trial.number not in retried and not _withdrawn(trial) and "parent" not in trial.user_attrs]
+            if trial.number not in retried and not withdrawn(trial) and "parent" not in trial.user_attrs]
 
 
-def _withdrawn(trial) -> bool:
-    return trial.state.name == "FAIL" and WITHDRAWN in trial.system_attrs
-
-
-def _top_up(study, config: SearchConfig) -> None:
+def _top_up(study, config: SearchConfig) -> int:
     """Make the study hold ``config.budget`` trials: enqueue WAITING ones (presets first) when it
     holds fewer; when it holds more (continued with a lower budget), withdraw WAITING ones, the
-    newest first, so that no more than asked is run. Trials already run or running stay."""
+    newest first, so that no more than asked is run. Trials already run or running stay. Returns
+    how many were withdrawn."""
     import optuna
 
     from studies.locks import storage_lock
@@ -195,8 +204,7 @@ def _top_up(study, config: SearchConfig) -> None:
         fail_stale_trials(study)
         trials = counted(study.get_trials(deepcopy=False))
         missing = config.budget - len(trials)
-        if missing < 0:
-            _withdraw(study, trials, -missing, config.budget)
+        taken_back = _withdraw(study, trials, -missing, config.budget) if missing < 0 else 0
         if config.enqueue_presets:
             done = {trial.user_attrs.get("preset") for trial in trials}
             for name in [name for name in _preset_names(config) if name not in done][:max(missing, 0)]:
@@ -204,21 +212,26 @@ def _top_up(study, config: SearchConfig) -> None:
                 missing -= 1
         for _ in range(max(missing, 0)):
             study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.WAITING))
+    return taken_back
 
 
-def _withdraw(study, trials, count: int, budget: int) -> None:
-    """Mark ``count`` WAITING trials withdrawn, then fail them: ``counted`` leaves them out, and no
-    worker pops a failed trial. Marked first, so that a kill in between leaves an ordinary WAITING
-    trial; one another process popped a moment ago is failed under its worker, which drops it."""
+def _withdraw(study, trials, count: int, budget: int) -> int:
+    """Mark up to ``count`` WAITING trials withdrawn, then fail them: ``counted`` leaves them out, and
+    no worker pops a failed trial. Marked first, so that a kill in between leaves an ordinary WAITING
+    trial; one another process popped a moment ago is failed under its worker, which drops it.
+    Returns how many were withdrawn."""
     import optuna
 
     waiting = [trial for trial in trials if trial.state == optuna.trial.TrialState.WAITING]
+    taken = 0
     for trial in sorted(waiting, key=lambda trial: trial.number, reverse=True)[:count]:
         try:
             study._storage.set_trial_system_attr(trial._trial_id, WITHDRAWN, f"the budget was lowered to {budget}")
             study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            taken += 1
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker ran it to the end meanwhile: it counts
+    return taken
 
 
 def _enqueue_preset(study, config: SearchConfig, name: str) -> None:

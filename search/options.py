@@ -108,9 +108,11 @@ OPTIONS = (
            "front on it and store the measured latency beside the predicted one", RUN, group=_LATENCY),
     Option("drift_every", int, 10, "time a fixed reference model every N trials of a worker and re-time the "
            "trials before a drift beyond 5% (0: never)", KEPT, group=_LATENCY, low=0),
-    Option("threads", int, 4, "LiteRT threads, as on a Pi 4", group=_LATENCY, low=1),
-    Option("latency_clock", str, "wall", "wall, or cpu: CPU time of one LiteRT thread (--threads 1), steadier "
-           "on a shared machine", group=_LATENCY, choices=CLOCKS),
+    Option("threads", int, None, "LiteRT threads (a Pi 4 has 4 cores)", group=_LATENCY, low=1,
+           shown="1 with the cpu clock, else 4"),
+    Option("latency_clock", str, None, "wall: what a user waits for; cpu: CPU time of one LiteRT thread "
+           "(--threads 1), steadier on a machine shared with other work", group=_LATENCY, choices=CLOCKS,
+           shown="cpu on this machine, wall on a board (--device) or with --threads above 1"),
     Option("objectives", str, ("dice", "latency_ms", "size_kb"), "two or three of dice, latency, size",
            group=_GOALS, many=True, metavar="O,O", shown="all three"),
     Option("max_latency_ms", float, None, "reject slower candidates before training", group=_GOALS, above=0),
@@ -236,6 +238,15 @@ def _from_text(option: Option, text: str):
         return option.kind(text)
     except ValueError:
         raise ValueError(_with_hint(option, f"{text!r} is not {KIND_WORDS[option.kind]}")) from None
+
+
+def latency_defaults(clock: str | None, threads: int | None, local: bool) -> tuple[str, int]:
+    """The clock and thread count a search times with, where not given. On this machine, shared with
+    training and often other work, the CPU time of one thread: its wall time on sub-millisecond models
+    scatters more than the models differ (benchmarks/RESULTS.md, "Is the default job ranked on
+    noise?"). On a board, or when several threads are asked for, wall time on 4 threads, as a Pi 4 runs."""
+    clock = clock or ("cpu" if local and threads in (None, 1) else "wall")
+    return clock, threads or (1 if clock == "cpu" else 4)
 
 
 def did_you_mean(word: str, known) -> str:

@@ -237,7 +237,8 @@ def latency_figures(stats: dict, device_name: str, size_bytes: int) -> dict:
     target = (stats.get("protocol") or {}).get("max_cv")
     figures = {
         "latency_ms": stats["median_ms"], "latency_p10_ms": stats["p10_ms"], "latency_p90_ms": stats["p90_ms"],
-        "latency_cv": stats["cv"], "latency_runs": stats.get("runs"), "device": device_name, "size_bytes": size_bytes,
+        "latency_cv": stats["cv"], "latency_runs": stats.get("runs"), "latency_attempts_ms": stats.get("attempt_medians_ms"),
+        "device": device_name, "size_bytes": size_bytes,
         "peak_memory_bytes": stats.get("peak_activation_bytes"),
         "latency_unsteady": bool(target is not None and stats["cv"] > target),
         "latency_predicted": bool(stats.get("predicted")),

@@ -89,15 +89,17 @@ class BarReporter(Reporter):
     """A live bar on a terminal's stderr and one line per trial; where stderr is no terminal, or one
     narrower than ``MIN_BAR_COLUMNS``, the bar's figures (k/N, elapsed, ETA) end each trial's line instead."""
 
-    shows_progress = True
-
     def __init__(self, out=sys.stdout, err=sys.stderr):
         super().__init__(out, err)
         self.bar = None
 
+    @property
+    def shows_progress(self) -> bool:
+        return bar_fits(self.err)
+
     def _start(self, study, config, data) -> None:
         self.note(self._describe(study, config, data))
-        if bar_fits(self.err):
+        if self.shows_progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=config.budget, initial=min(self.done, config.budget), desc="trials",

@@ -175,16 +175,26 @@ def candidates(points: Iterable[TrialPoint], metrics: Iterable[str] | None = Non
 
 def uncertainty(point: TrialPoint, metric: str) -> float:
     """How far ``point``'s value of ``metric`` could move by its own measurement: half its Dice's 95%
-    bootstrap interval over images (``dice_ci95``); the standard error of its median latency
-    (1.25 * CV / sqrt(runs), ``latency_cv`` and ``latency_runs``); 0 for size, and for trials that
-    recorded no spread (studies made before these were stored)."""
+    bootstrap interval over images (``dice_ci95``); for latency, the standard error of its median
+    (1.25 * CV / sqrt(runs), ``latency_cv`` and ``latency_runs``) or, when larger, the standard
+    deviation of the medians of the protocol's attempts (``latency_attempts_ms``: an unsteady model
+    is timed up to 3 times, and on a busy machine those medians differ by far more than one run's
+    standard error); 0 for size, and for trials that recorded no spread (studies made before these
+    were stored)."""
     attrs = point.attrs
     if metric == "dice" and half_width(attrs.get("dice_ci95")) is not None:
         return half_width(attrs["dice_ci95"])
     if metric == "latency_ms" and finite(attrs.get("latency_cv")) and metric in point.values:
         runs = finite(attrs.get("latency_runs")) or LATENCY_RUNS
-        return point.values[metric] * MEDIAN_ERROR * attrs["latency_cv"] / np.sqrt(runs)
+        return max(point.values[metric] * MEDIAN_ERROR * attrs["latency_cv"] / np.sqrt(runs), _attempt_spread(attrs))
     return 0.0
+
+
+def _attempt_spread(attrs: dict) -> float:
+    """The standard deviation of the attempts' median latencies; 0 with fewer than two."""
+    stored = attrs.get("latency_attempts_ms")
+    medians = [v for v in map(finite, stored) if v is not None] if isinstance(stored, list) else []
+    return float(np.std(medians, ddof=1)) if len(medians) > 1 else 0.0
 
 
 def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool = True) -> bool:

@@ -89,11 +89,21 @@ def trial_metrics(user_attrs: dict) -> dict[str, float]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+WITHDRAWN = "withdrawn"  # the system attribute of a WAITING trial a lower budget took back (search.loop)
+
+
+def withdrawn(trial) -> bool:
+    """Whether ``trial`` is a WAITING trial a lower budget took back: failed, but never run."""
+    return trial.state.name == "FAIL" and WITHDRAWN in getattr(trial, "system_attrs", {})
+
+
 def state_counts(trials) -> dict[str, int]:
-    """How many of ``trials`` are in each state, by ``TrialState`` name, in order of first appearance."""
+    """How many of ``trials`` are in each state, by ``TrialState`` name, in order of first appearance;
+    trials a lower budget withdrew count as ``WITHDRAWN``, not as failed."""
     counts: dict[str, int] = {}
     for trial in trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+        state = "WITHDRAWN" if withdrawn(trial) else trial.state.name
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 

@@ -34,7 +34,7 @@ def run(args) -> int:
     from evaluators.data import synthetic
 
     images_dir, masks_dir = _prepare(args.output)
-    images, masks = synthetic(args.count, args.image_size, args.channels, args.seed)
+    images, masks = synthetic(args.count, args.image_size, args.channels, args.seed, progress=True)
     width = max(4, len(str(args.count - 1)))
     for index in tqdm(range(args.count), desc="writing", unit="pair", file=sys.stderr, leave=False, disable=None):
         name = f"{index:0{width}d}.png"

@@ -14,7 +14,7 @@ import sys
 
 from search.commands.bench import add_device_options, device_from
 from search.commands.options import add_storage_option
-from search.options import positive_int
+from search.options import latency_defaults, positive_int
 
 
 def register(subparsers):
@@ -39,9 +39,7 @@ def register(subparsers):
 def protocol_from(args):
     from evaluators.runtime import Protocol
 
-    local = not args.devices
-    clock = args.clock or ("cpu" if local and args.threads in (None, 1) else "wall")
-    threads = args.threads or (1 if clock == "cpu" else 4)
+    clock, threads = latency_defaults(args.clock, args.threads, local=not args.devices)
     return Protocol(runs=args.runs, min_seconds=args.min_seconds, threads=threads, clock=clock)
 
 

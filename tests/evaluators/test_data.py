@@ -1,7 +1,11 @@
+import io
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from evaluators import data as data_module
 from evaluators.data import DatasetError, load_dataset, read_image, synthetic
 
 
@@ -28,6 +32,22 @@ def test_synthetic_is_hard_for_brightness_alone():
         dice = 2 * (predicted * masks).sum() / (predicted.sum() + masks.sum())
         best = max(best, dice)
     assert best < 0.6
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("stderr, progress, shown", [(_Terminal, True, True), (_Terminal, False, False),
+                                                     (io.StringIO, True, False)])
+def test_generating_the_builtin_data_shows_a_bar_with_an_eta_on_a_terminal_only(monkeypatch, stderr, progress, shown):
+    monkeypatch.setattr(data_module, "PROGRESS_DELAY", 0)
+    screen = stderr()
+    monkeypatch.setattr(sys, "stderr", screen)
+    load_dataset("synthetic", 16, synthetic_count=6, progress=progress)
+    drawn = screen.getvalue()
+    assert ("generating data" in drawn and "/6 [" in drawn and "<" in drawn) == shown  # k/N [elapsed<ETA
 
 
 def test_split_is_deterministic_and_disjoint():

@@ -59,6 +59,8 @@ def test_noisy_attempts_are_measured_again():
     result = benchmark(unet_bytes(), Protocol(**{**QUICK, "max_cv": 0.0, "max_attempts": 2}))
     assert result["attempts"] == 2 and len(result["attempt_cvs"]) == 2
     assert result["cv"] == min(result["attempt_cvs"])
+    kept = result["attempt_cvs"].index(result["cv"])
+    assert len(result["attempt_medians_ms"]) == 2 and result["attempt_medians_ms"][kept] == result["median_ms"]
 
 
 def test_garbage_is_a_value_error_with_the_runtime_message():

@@ -26,7 +26,9 @@ def test_every_command_answers_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args([command, "--help"])
     assert done.value.code == 0
-    assert capsys.readouterr().out.startswith(f"usage: search {command}")
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"usage: search {command}")
+    assert "``" not in shown  # the docstring's markup is not for people
 
 
 @pytest.mark.parametrize("words, line", [

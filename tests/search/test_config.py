@@ -103,3 +103,14 @@ def test_stored_values_older_versions_ran_are_read_as_they_ran():
     stored = {**SearchConfig(study="old").to_dict(), "data_limit": 0, "enqueue_presets": 1}
     config = SearchConfig.from_stored(stored)
     assert (config.data_limit, config.enqueue_presets) == (None, True)
+
+
+def test_latency_is_one_thread_on_the_cpu_clock_here_and_four_threads_of_wall_time_on_a_board():
+    assert (SearchConfig().latency_clock, SearchConfig().threads) == ("cpu", 1)
+    board = SearchConfig(devices=("http://pi:8765",))
+    assert (board.latency_clock, board.threads) == ("wall", 4)
+    assert (SearchConfig(threads=2).latency_clock, SearchConfig(latency_clock="wall").threads) == ("wall", 4)
+    with pytest.raises(ValueError, match="add --threads 1"):
+        SearchConfig(latency_clock="cpu", threads=2)
+    old = {key: value for key, value in SearchConfig(study="old").to_dict().items() if key != "latency_clock"}
+    assert SearchConfig.from_stored(old).latency_clock == "wall"  # made before the key: it ran on the wall clock

@@ -46,8 +46,17 @@ def test_the_registry_names_every_mode_and_refuses_others_listing_them():
         make_reporter("fancy")
 
 
-def test_only_the_bar_shows_progress():
-    assert [make_reporter(mode).shows_progress for mode in REPORTERS] == [True, False, False]
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_only_the_bar_shows_progress_and_only_on_a_terminal_wide_enough(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    assert [make_reporter(mode, err=_Terminal()).shows_progress for mode in REPORTERS] == [True, False, False]
+    assert not make_reporter("bar", err=io.StringIO()).shows_progress  # a log file
+    monkeypatch.setenv("COLUMNS", "0")
+    assert not make_reporter("bar", err=_Terminal()).shows_progress
 
 
 def test_json_writes_one_event_per_line():

@@ -97,6 +97,17 @@ def test_members_within_each_others_uncertainty_in_every_objective_are_tied_and_
     assert not front.tied(a, point(3, 0.715, 10.05, size=99.0, ci=[0.70, 0.74], cv=0.1), metrics)  # size is exact
 
 
+def test_latencies_within_the_spread_of_their_attempts_are_ties():
+    """On a busy machine the medians of a model's attempts differ by far more than one attempt's standard error."""
+    fast, slow = point(1, 0.80, 1.00, cv=0.15), point(2, 0.81, 1.10, cv=0.15)
+    assert not front.dominates(slow, fast, ["dice", "latency_ms"])  # 10% apart beyond a 2.7% standard error
+    fast.attrs["latency_attempts_ms"] = [1.00, 1.25, 0.95]
+    assert front.uncertainty(fast, "latency_ms") == pytest.approx(0.1607, abs=1e-4)  # their standard deviation
+    assert front.dominates(slow, fast, ["dice", "latency_ms"])  # within it: a tie, and Dice decides
+    fast.attrs["latency_attempts_ms"] = [1.00]  # one attempt (a steady model): its standard error alone
+    assert not front.dominates(slow, fast, ["dice", "latency_ms"])
+
+
 def test_preset_verdicts_name_the_searched_member_that_dominates_each_preset():
     unet = dataclasses.replace(point(0, 0.80, 20.0, 7000.0), preset="unet")
     fire = dataclasses.replace(point(1, 0.60, 3.0, 50.0), preset="fire")

@@ -31,9 +31,11 @@ def test_limits_are_named_after_their_metric():
     assert metrics.LIMITS == {"min_dice": "dice", "max_latency_ms": "latency_ms", "max_size_kb": "size_kb"}
 
 
-def test_state_counts():
+def test_state_counts_tell_withdrawn_trials_from_failed_ones():
     trials = [SimpleNamespace(state=SimpleNamespace(name=name)) for name in ("COMPLETE", "FAIL", "COMPLETE")]
+    withdrawn = SimpleNamespace(state=SimpleNamespace(name="FAIL"), system_attrs={metrics.WITHDRAWN: "the budget was lowered to 2"})
     assert metrics.state_counts(trials) == {"COMPLETE": 2, "FAIL": 1}
+    assert metrics.state_counts([*trials, withdrawn]) == {"COMPLETE": 2, "FAIL": 1, "WITHDRAWN": 1}
 
 
 def test_with_spread_is_the_one_text_of_a_value_and_its_uncertainty():
