@@ -14,11 +14,12 @@ import dataclasses
 import html
 from collections.abc import Sequence
 
+from space.spec import BLOCK_KINDS as SPACE_BLOCK_KINDS
 from studies import pareto
 from studies.front import TrialPoint, front, knee, study_limits, study_points, tied, uncertainty
 from studies.metrics import METRICS, finite, half_width, with_spread
 
-BLOCK_KINDS = ("standard", "group", "depthwise", "fire", "shuffle", "mixed")
+BLOCK_KINDS = (*SPACE_BLOCK_KINDS, "mixed")  # a trial's main kind, "mixed" when none leads
 RECOMMENDED = (("knee", "knee"), ("max-dice", "best Dice"), ("min-latency", "fastest"))
 """``(pick rule, what it is)`` of the recommended trials, in the order they are shown."""
 
@@ -109,8 +110,8 @@ def front_ties(members: Sequence[TrialPoint]) -> dict[int, tuple[int, ...]]:
 
 def spread_texts(trial: TrialPoint) -> dict[str, str]:
     """``dice``, ``latency_ms`` and (where stored) ``test_dice`` as :func:`studies.metrics.with_spread`
-    writes them: Dice with half its 95% interval over images, latency with the standard error of its
-    median (the uncertainties :mod:`studies.front` counts as ties); the bare value where none was
+    writes them: Dice with half its 95% interval over images, latency with its measurement's spread
+    (the uncertainties :func:`studies.front.uncertainty` counts as ties); the bare value where none was
     stored, no entry where the trial has no value."""
     texts = {m: with_spread(m, trial.values[m], uncertainty(trial, m)) for m in ("dice", "latency_ms") if m in trial.values}
     if finite(trial.attrs.get("test_dice")) is not None:

@@ -27,8 +27,8 @@ from studies.plotinfo import (
 )
 
 COLOR_BY = {"kind": "main block kind", "quant": "quant mode"}
-# Okabe and Ito's colour-blind-safe palette: six hues no two of which look alike.
-PALETTE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9")
+# Paul Tol's "muted" colour-blind-safe palette: nine hues no two of which look alike.
+PALETTE = ("#332288", "#ddcc77", "#117733", "#cc6677", "#88ccee", "#882255", "#44aa99", "#999933", "#aa4499")
 KIND_COLORS = dict(zip(BLOCK_KINDS, PALETTE))
 QUANT_COLORS = dict(zip(("float32", "dynamic", "float16", "int8", "int16x8", "int8-qat"), PALETTE))
 OTHER_COLOR = "#8c8c8c"
