@@ -146,6 +146,7 @@ def test_training_in_stages_ends_where_one_run_ends(data):
         train(build(tiny(width=4), seed=0), data, epochs=3, batch_size=8, horizon=4, resume=checkpoint)
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_fit_candidate_trains_grouped_specs_in_stages(data):
     spec = tiny("group", groups=2)
     model, first, _ = fit_candidate(spec, data, 1, batch_size=8, seed=0, horizon=3)

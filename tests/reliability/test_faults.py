@@ -96,6 +96,7 @@ def test_ten_sigkills_then_a_restart_leave_exactly_the_budget(tmp_path):
     assert all(t._trial_id in stored for t in kept if t.state.name == "COMPLETE" and not t.user_attrs.get("infeasible"))
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_sigkill_in_the_middle_of_database_writes_keeps_sqlite_sound(tmp_path):
     """A process that does nothing but write (trials, attributes, 1 MB artifacts) into the study's
     database, SIGKILLed ten times at random moments: every kill lands in a write. Nothing is torn:

@@ -93,6 +93,7 @@ def test_bad_data_is_one_line_and_leaves_the_database_alone(tmp_path, database, 
     assert rows_digest(path) == before
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_odd_but_valid_images_train_and_empty_masks_warn_once(tmp_path):
     """16-bit grayscale, RGBA, a 40:1 and a 1:30 aspect ratio, and masks that are all background:
     the search runs, says once that the masks are empty, and the Dice of its trial is defined."""

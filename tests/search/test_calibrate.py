@@ -14,6 +14,7 @@ pytestmark = pytest.mark.timeout(900)
 QUICK = ("--runs", "10", "--min-seconds", "0.1")
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_calibrate_stores_a_model_and_show_lists_it(cli, tmp_path):
     storage = f"sqlite:///{tmp_path / 'studies.db'}"
     done = cli("device", "calibrate", "--device", "local", "--models", "6", "--image-size", "32", *QUICK, "--storage", storage)

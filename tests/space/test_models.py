@@ -5,7 +5,7 @@ import pytest
 
 from space.convert import to_tflite
 from space.model import build, static_costs, transfer_weights
-from space.presets import FLOAT_PRESETS, PRESETS, preset, presets_for
+from space.presets import FLOAT_PRESETS, PRESETS, preset
 from space.spec import QUANT_MODES, QuantSpec, uniform
 
 SIZE = 32
@@ -62,8 +62,12 @@ def test_costs_shrink_for_lightweight_blocks():
     assert costs["dilated"].params == costs["unet"].params  # dilation adds receptive field, not weights
 
 
-# The opt-in kinds' presets convert in the slow tier: test_blocks converts their blocks in the default one.
-@pytest.mark.parametrize("name", [name if name in presets_for() else pytest.param(name, marks=pytest.mark.slow)
+# One preset of each default kind converts in the default tier (group-dilated holds group and
+# dilated); the rest, and the opt-in kinds' presets (test_blocks converts their blocks), in the slow one.
+DEFAULT_TIER_PRESETS = ("unet", "group-dilated", "depthwise", "fire", "shuffle")
+
+
+@pytest.mark.parametrize("name", [name if name in DEFAULT_TIER_PRESETS else pytest.param(name, marks=pytest.mark.slow)
                                   for name in sorted(FLOAT_PRESETS)])
 def test_preset_converts_in_every_mode_and_runs(name, calibration):
     model = build(preset(name, SIZE), seed=0)

@@ -12,6 +12,8 @@ import io
 import json
 from wsgiref.util import setup_testing_defaults
 
+import pytest
+
 import optuna_dashboard  # in the `test` extra: missing means a broken install, so fail, not skip
 
 METRIC_NAMES = ["dice", "latency_ms", "size_kb"]
@@ -30,6 +32,7 @@ def get(app, path: str) -> tuple[str, str]:
     return answer["status"], body.decode()
 
 
+@pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_optuna_dashboard_serves_the_study_with_metric_names(tiny_search):
     _, url, name = tiny_search
     app = optuna_dashboard.wsgi(url)  # what `optuna-dashboard sqlite:///studies.db` serves
