@@ -12,6 +12,7 @@ both runs' exit statuses and output.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -39,13 +40,20 @@ def training_started(database: Path) -> bool:
 
 
 def fill(folder: Path, slack: int) -> Path:
-    """A file that takes all free space of ``folder``'s filesystem but ``slack`` bytes."""
+    """A file that takes all free space of ``folder``'s filesystem but ``slack`` bytes. The search
+    writes beside it meanwhile: when the disk fills before the planned size, the filler gives
+    ``slack`` bytes back."""
     filler = folder / "filler"
     stats = os.statvfs(folder)
     size = stats.f_bavail * stats.f_frsize - slack
-    with open(filler, "wb") as stream:
-        for _ in range(size // (1 << 16)):
-            stream.write(b"\0" * (1 << 16))
+    with open(filler, "wb", buffering=0) as stream:  # unbuffered: tell() is what the disk holds
+        try:
+            for _ in range(size // (1 << 16)):
+                stream.write(b"\0" * (1 << 16))
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            stream.truncate(max(0, stream.tell() - slack))
     return filler
 
 

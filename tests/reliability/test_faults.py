@@ -148,7 +148,7 @@ def test_full_disk_when_the_artifact_is_written(tmp_path):
     disk, out = tmp_path / "disk", tmp_path / "out"
     disk.mkdir()
     big = ["--data-limit", "40", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--depths", "3",
-           "--widths", "16", "--block-kinds", "standard", "--threads", "1", "--quant-modes", "float32"]
+           "--widths", "16", "--block-kinds", "standard", "--threads", "1", "--quant-modes", "float32", "--no-presets"]
     done = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", sys.executable, "-m", "tests.reliability.full_disk",
          disk, out, str(768 * 1024), "--", *big],
