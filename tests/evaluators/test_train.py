@@ -190,6 +190,7 @@ def test_fit_candidate_trains_grouped_specs_masked_and_returns_the_native_model(
     assert info["seconds"] >= history.seconds > 0
 
 
+@pytest.mark.slow  # 15-30 s: the default tier stays under 15 minutes
 def test_pruning_reaches_the_target_sparsity_and_converts(data):
     spec = tiny("group", groups=2, width=4, sparsity=0.5)
     model, history, info = fit_candidate(spec, data, epochs=2, batch_size=4, seed=0)

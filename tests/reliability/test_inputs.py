@@ -193,6 +193,7 @@ def test_bad_config_values_are_refused_before_anything_is_stored(tmp_path, datab
     assert rows_digest(path) == before
 
 
+@pytest.mark.slow  # 15-30 s: the default tier stays under 15 minutes
 def test_a_study_stored_with_bad_run_values_continues(tmp_path, database):
     """Older versions stored unchecked --config values; run keys are not read back, a kept one given
     again replaces the stored one, and one not given is named with its fix. The stored config is kept."""

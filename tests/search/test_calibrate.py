@@ -82,6 +82,7 @@ def test_show_without_a_database_exits_2(cli, tmp_path):
     assert done.returncode == 2 and "no database at" in done.stderr
 
 
+@pytest.mark.slow  # 15-30 s: the default tier stays under 15 minutes
 def test_calibrate_a_board_through_its_agent(cli, tmp_path):
     from tests.evaluators.latency_helpers import TOKEN, running_agent
 

@@ -70,6 +70,7 @@ def test_bad_narrowing_is_one_line_and_status_2(cli):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # 15-30 s: the default tier stays under 15 minutes
 def test_presets_lists_costs(cli):
     result = cli("presets", "--names", "unet,depthwise", "--image-size", "32", "--quant-modes", "float32,int8")
     assert result.returncode == 0, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 from evaluators.data import load_dataset
 from evaluators.devices import LocalDevice
@@ -16,6 +17,7 @@ from studies.storage import open_storage
 from studies.store import ResultStore
 
 
+@pytest.mark.slow  # 15-30 s: the default tier stays under 15 minutes
 def test_a_spec_that_differs_only_in_ptq_reuses_the_trained_model(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=2, batch_size=8, depths=(3,), widths=(4,),
