@@ -7,6 +7,7 @@ import pytest
 
 from space.sampling import SearchSpace, in_space, params_of, sample
 from space.spec import CandidateSpec, QuantSpec, uniform
+from tests.space.helpers import sampled
 
 BEFORE = uniform("standard", depth=3, base_width=8, input_size=32)  # a spec as stored before the choices existed
 
@@ -38,22 +39,14 @@ def test_quantization_aware_training_refuses_compression():
 
 
 def test_the_default_space_asks_for_no_compression():
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(10):
-        trial = study.ask()
-        spec = sample(trial, input_size=32)
-        study.tell(trial, 0.0)
+    for trial, spec in sampled(10):
         assert not spec.compressed and "channel_keep" not in trial.params and "rank_fraction" not in trial.params
 
 
 def test_an_opted_in_space_samples_every_choice_but_none_for_qat():
     space = SearchSpace(channel_keeps=(1.0, 0.75, 0.5), rank_fractions=(1.0, 0.5), quant_modes=("float32", "int8-qat"))
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = set()
-    for _ in range(80):
-        trial = study.ask()
-        spec = sample(trial, space, input_size=32)
-        study.tell(trial, 0.0)
+    for trial, spec in sampled(80, space):
         if spec.quant.mode == "int8-qat":
             assert not spec.compressed and "channel_keep" not in trial.params
         else:

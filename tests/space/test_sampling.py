@@ -4,6 +4,7 @@ import pytest
 from space.presets import PRESETS
 from space.sampling import SearchSpace, in_space, params_of, sample
 from space.spec import BLOCK_KINDS, KERNEL_CHOICES, SKIP_MERGES, UPSAMPLINGS
+from tests.space.helpers import sampled
 
 ENLARGED = SearchSpace(block_kinds=BLOCK_KINDS, kernels=KERNEL_CHOICES, upsamplings=UPSAMPLINGS, skip_merges=SKIP_MERGES)
 
@@ -24,11 +25,7 @@ def test_sampling_with_a_fixed_trial():
 
 
 def test_group_count_is_asked_only_for_grouped_kinds():
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    for _ in range(30):
-        trial = study.ask()
-        spec = sample(trial, input_size=32)
-        study.tell(trial, 0.0)
+    for trial, spec in sampled(30, seed=1):
         stages = [(f"enc{i}", s) for i, s in enumerate(spec.encoder)] + [("bottleneck", spec.bottleneck)]
         for name, stage in stages:
             asked = f"{name}_groups" in trial.params
@@ -80,11 +77,7 @@ def test_presets_round_trip_through_trial_params(name, space):
 
 
 def test_the_default_space_asks_what_it_asked_before_the_new_choices():
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(30):
-        trial = study.ask()
-        spec = sample(trial, input_size=32)
-        study.tell(trial, 0.0)
+    for trial, spec in sampled(30):
         assert set(spec.kinds) <= {"standard", "group", "depthwise", "fire", "shuffle"}
         assert not [key for key in trial.params if key.endswith(("_kernel", "_expansion", "upsampling", "skip_merge"))]
         assert spec.to_dict().keys() == {"encoder", "bottleneck", "decoder", "base_width", "input_size",
@@ -92,12 +85,8 @@ def test_the_default_space_asks_what_it_asked_before_the_new_choices():
 
 
 def test_the_enlarged_space_yields_every_new_choice_and_asks_expansion_only_for_inverted():
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     seen = {"kind": set(), "kernel": set(), "expansion": set(), "upsampling": set(), "skip_merge": set()}
-    for _ in range(40):
-        trial = study.ask()
-        spec = sample(trial, ENLARGED, input_size=32)
-        study.tell(trial, 0.0)
+    for trial, spec in sampled(40, ENLARGED):
         assert in_space(spec, ENLARGED)
         seen["upsampling"].add(spec.upsampling)
         seen["skip_merge"].add(spec.skip_merge)
