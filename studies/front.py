@@ -24,6 +24,7 @@ hypervolumes and picks) are computed on candidates only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ from studies.metrics import (
 )
 
 LATENCY_RUNS = 50  # the protocol's minimum of timed runs, for trials that did not record their count
+Z95 = 1.96  # two-sided 95% normal quantile
+DICE_RESOLUTION = 0.001  # one unit of the Dice every reader prints: a difference nobody can see is a tie
 MEDIAN_ERROR = 1.2533  # standard error of a median over that of a mean (sqrt(pi / 2)), normal samples
 
 
@@ -76,7 +79,8 @@ class TrialPoint:
 
     ``values``: every metric known for the trial, by canonical name. ``objectives``: the study's
     objective metrics, in order. ``feasible``: :func:`feasible`. ``attrs``: the trial's user
-    attributes (conventions in :mod:`studies`).
+    attributes (conventions in :mod:`studies`). ``study``: the study's name, when known; the trials
+    of one study are scored on the same validation images, so their per-image Dice pair up.
     """
 
     number: int
@@ -87,6 +91,7 @@ class TrialPoint:
     attrs: dict[str, Any] = dataclasses.field(default_factory=dict)
     feasible: bool = True
     preset: str | None = None
+    study: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -110,6 +115,14 @@ class TrialPoint:
     def value(self, metric: str) -> float | None:
         return self.values.get(metric_name(metric))
 
+    @functools.cached_property
+    def dice_per_image(self) -> np.ndarray | None:
+        """Each validation image's Dice (``dice_per_image``), or ``None`` when none was stored."""
+        stored = self.attrs.get("dice_per_image")
+        if not isinstance(stored, list) or not stored or any(finite(v) is None for v in stored):
+            return None
+        return np.asarray(stored, dtype=np.float64)
+
     def describe(self, metrics: Iterable[str] = tuple(METRICS)) -> str:
         """``trial 7 (dice 0.812, latency 23.40 ms, size 310.2 KB)``."""
         parts = [format_value(m, self.values.get(m)) for m in metrics]
@@ -126,7 +139,7 @@ def objective_names(study) -> tuple[str, ...]:
     return ()
 
 
-def from_trial(trial, objectives: Sequence[str] = tuple(METRICS)) -> TrialPoint:
+def from_trial(trial, objectives: Sequence[str] = tuple(METRICS), study: str | None = None) -> TrialPoint:
     """A :class:`TrialPoint` from an Optuna ``FrozenTrial`` whose objectives are ``objectives``:
     the objective values first, the user attributes for the other metrics."""
     attrs = dict(trial.user_attrs)
@@ -142,13 +155,14 @@ def from_trial(trial, objectives: Sequence[str] = tuple(METRICS)) -> TrialPoint:
         attrs=attrs,
         feasible=feasible(trial),
         preset=attrs.get("preset"),
+        study=study,
     )
 
 
 def study_points(study) -> list[TrialPoint]:
     """Every trial of an Optuna study as a :class:`TrialPoint`, in trial-number order."""
     objectives = objective_names(study)
-    return [from_trial(trial, objectives) for trial in study.get_trials(deepcopy=False)]
+    return [from_trial(trial, objectives, study.study_name) for trial in study.get_trials(deepcopy=False)]
 
 
 # -- fronts ----------------------------------------------------------------------------------------
@@ -197,18 +211,43 @@ def _attempt_spread(attrs: dict) -> float:
     return float(np.std(medians, ddof=1)) if len(medians) > 1 else 0.0
 
 
+def tolerance(a: TrialPoint, b: TrialPoint, metric: str) -> float:
+    """How large a difference in ``metric`` between ``a`` and ``b`` must be to count: the larger
+    :func:`uncertainty` of the two, except for the Dice of two trials scored on the same images
+    (one study, the same number of per-image Dice): then half the 95% interval of their mean
+    paired difference (normal, 1.96 x SD / sqrt(images)), at least :data:`DICE_RESOLUTION`.
+
+    Paired is the sharper test: a model's hard images are hard for the others too, so the two
+    unpaired intervals (each ± 0.04 on 26 images) call 0.55 and 0.59 a tie although one is better
+    on nearly every image. The interval is the normal one, not a bootstrap, because the front
+    compares every pair of trials."""
+    if metric == "dice" and (paired := _paired_half_width(a, b)) is not None:
+        return max(paired, DICE_RESOLUTION)
+    return max(uncertainty(a, metric), uncertainty(b, metric))
+
+
+def _paired_half_width(a: TrialPoint, b: TrialPoint) -> float | None:
+    if a.study is None or a.study != b.study:
+        return None
+    first, second = a.dice_per_image, b.dice_per_image
+    if first is None or second is None or first.size != second.size or first.size < 2:
+        return None
+    return float(Z95 * np.std(first - second, ddof=1) / np.sqrt(first.size))
+
+
 def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool = True) -> bool:
     """``a`` is no worse than ``b`` in every metric and better in one.
 
-    With ``ties`` (the default everywhere), a difference within the larger :func:`uncertainty` of
-    the two points is no difference: ``a`` must be better beyond it in one metric and may be worse
-    within it in the others, so near-ties (Dice 0.59799 and 0.59798 on 26 images) are ties and the
-    faster of the two dominates.
+    With ``ties`` (the default everywhere), a difference within :func:`tolerance` is no difference:
+    ``a`` must be better beyond it in one metric and may be worse within it in the others, so
+    near-ties (Dice 0.59799 and 0.59798 on 26 images) are ties and the faster of the two dominates.
     """
     better = False
     for m in metrics:
-        tie = max(uncertainty(a, m), uncertainty(b, m)) if ties else 0.0
         gain = sign(m) * (b.values[m] - a.values[m])  # > 0: a is better
+        if gain == 0:
+            continue
+        tie = tolerance(a, b, m) if ties else 0.0
         if gain < -tie:
             return False
         better = better or gain > tie
@@ -216,9 +255,9 @@ def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool =
 
 
 def tied(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
-    """Every difference between ``a`` and ``b`` is within the larger :func:`uncertainty` of the two:
-    their own measurements cannot tell which is better, so :func:`dominates` finds neither."""
-    return all(abs(a.values[m] - b.values[m]) <= max(uncertainty(a, m), uncertainty(b, m)) for m in metrics)
+    """Every difference between ``a`` and ``b`` is within :func:`tolerance`: their own measurements
+    cannot tell which is better, so :func:`dominates` finds neither."""
+    return all(abs(a.values[m] - b.values[m]) <= tolerance(a, b, m) for m in metrics)
 
 
 def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import optuna
 import pytest
 
@@ -106,6 +107,48 @@ def test_latencies_within_the_spread_of_their_attempts_are_ties():
     assert front.dominates(slow, fast, ["dice", "latency_ms"])  # within it: a tie, and Dice decides
     fast.attrs["latency_attempts_ms"] = [1.00]  # one attempt (a steady model): its standard error alone
     assert not front.dominates(slow, fast, ["dice", "latency_ms"])
+
+
+def per_image(number, dice, latency, images, study="s"):
+    """A point of ``study`` with its per-image Dice and the unpaired 95% interval those images give."""
+    from evaluators.accuracy import bootstrap_interval
+
+    ci = list(bootstrap_interval(images))
+    return dataclasses.replace(point(number, dice, latency, ci=ci), study=study,
+                               attrs={"dice_ci95": ci, "dice_per_image": [round(float(d), 4) for d in images]})
+
+
+def test_a_dice_gain_on_nearly_every_image_is_no_tie_even_inside_both_intervals():
+    """The recorded case: a 0.549 model 'dominated' a 0.591 one because their intervals overlap."""
+    hard = np.random.default_rng(0).uniform(0.2, 0.9, 26)  # per-image difficulty, shared by both models
+    better = hard + 0.042 + np.random.default_rng(1).normal(0, 0.02, 26)
+    slow, fast = per_image(1, better.mean(), 2.0, better), per_image(2, hard.mean(), 1.0, hard)
+    metrics = ["dice", "latency_ms"]
+    assert abs(slow.values["dice"] - fast.values["dice"]) < front.uncertainty(fast, "dice")  # unpaired: a tie
+    assert front.tolerance(slow, fast, "dice") < 0.015
+    assert not front.dominates(fast, slow, metrics) and [p.number for p in front.front([slow, fast], metrics)] == [1, 2]
+    # scored on other images (another study: another split), nothing pairs them and the intervals decide
+    other = dataclasses.replace(fast, study="t")
+    assert front.tolerance(slow, other, "dice") == front.uncertainty(slow, "dice")
+    assert front.dominates(other, slow, metrics)
+
+
+def test_paired_differences_nobody_can_see_are_still_ties():
+    """#19 0.5979869 and #37 0.5979793: the same on every image but one, by 0.0002; the faster dominates."""
+    images = np.random.default_rng(2).uniform(0.3, 0.9, 26)
+    nudged = images.copy()
+    nudged[3] -= 0.0002
+    slow, fast = per_image(19, images.mean(), 0.6, images), per_image(37, nudged.mean(), 0.3, nudged)
+    assert front.tolerance(slow, fast, "dice") == front.DICE_RESOLUTION
+    assert front.dominates(fast, slow, ["dice", "latency_ms"]) and front.tied(slow, fast, ["dice"])
+
+
+def test_one_studys_trials_carry_its_name_and_pair_their_per_image_dice(tmp_path):
+    opened = storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = make_study(opened, "paired", [(0.6, 2.0, 100.0), (0.55, 1.0, 100.0)], dice_per_image=[0.5, 0.7])
+    a, b = front.study_points(study)
+    assert a.study == b.study == "paired" and a.dice_per_image.tolist() == [0.5, 0.7]
+    assert front.tolerance(a, b, "dice") == front.DICE_RESOLUTION  # identical per-image lists: no spread
 
 
 def test_preset_verdicts_name_the_searched_member_that_dominates_each_preset():
