@@ -22,16 +22,14 @@ median over rounds, with MACs, size and the ratio to the model as built.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluators.devices import LocalDevice  # noqa: E402
-from evaluators.runtime import Protocol  # noqa: E402
+from _timing import add_timing_options, header, local_device, time_interleaved  # noqa: E402
 
 
 def variants(model, keeps, ranks):
@@ -72,10 +70,7 @@ def main() -> None:
     parser.add_argument("--keeps", default="0.75,0.5")
     parser.add_argument("--ranks", default="0.5")
     parser.add_argument("--quant", default="float32,int8")
-    parser.add_argument("--runs", type=int, default=200, help="timed runs per round, at least")
-    parser.add_argument("--min-seconds", type=float, default=2.0, help="of timing per round, at least")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    add_timing_options(parser)
     args = parser.parse_args()
 
     from space.convert import to_tflite
@@ -83,12 +78,8 @@ def main() -> None:
     from space.presets import preset
     from space.spec import QuantSpec
 
-    device = LocalDevice(threads=1)
-    protocol = Protocol(warmup=20, runs=args.runs, min_seconds=args.min_seconds, threads=1, clock=args.clock)
-    info = device.info()
-    print(f"CPU: {info['cpu']} ({', '.join(info['cpu_features']) or 'no VNNI/AMX/dot-product'}), {info['cores']} cores; "
-          f"{info['runtime']['name']} {info['runtime']['version']}, 1 thread, XNNPACK, {args.clock} clock, "
-          f"{args.size}x{args.size}, median of {args.rounds} rounds of >= {args.runs} runs")
+    device, protocol = local_device(args)
+    print(header(device, args, args.size))
     calibration = np.random.default_rng(0).uniform(0, 1, (16, args.size, args.size, 3)).astype(np.float32)
     keeps = [float(k) for k in args.keeps.split(",") if k]
     ranks = [float(r) for r in args.ranks.split(",") if r]
@@ -99,13 +90,8 @@ def main() -> None:
             macs = static_costs(variant).macs
             for mode in args.quant.split(","):
                 tflite = to_tflite(variant, QuantSpec(mode, 16), calibration)
-                rows.append({"preset": name, "quant": mode, "variant": label, "macs": macs, "tflite": tflite, "medians": []})
-    for _ in range(args.rounds):
-        for row in rows:
-            stats = device.measure(row["tflite"], protocol)
-            row["medians"].append(stats["median_ms"])
-    for row in rows:
-        row["ms"] = statistics.median(row["medians"])
+                rows.append({"preset": name, "quant": mode, "variant": label, "macs": macs, "tflite": tflite})
+    time_interleaved(rows, device, protocol, args.rounds)
     print(f"{'preset':<11}{'quant':<9}{'variant':<12}{'MMACs':>8}{'KB':>8}{'ms':>9}{'rounds (ms)':>26}{'x built':>9}")
     for row in rows:
         base = next(r for r in rows if (r["preset"], r["quant"], r["variant"]) == (row["preset"], row["quant"], "as built"))
