@@ -44,6 +44,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
         config, exists = _settings(config, explicit, storage)
         data = _load_data(config, reporter)  # bad data stops here, before a study is created
         _check_devices(config)  # so does a board that cannot measure, before any training is spent
+        _check_teacher(config, storage)  # and a --distill trial:N@STUDY that is not stored
     except Exception:
         if new_file:
             remove_if_unused(storage, new_file)  # a typo in --data leaves no stray studies.db behind
@@ -103,6 +104,12 @@ def _create_study(config: SearchConfig, storage) -> None:
     study.set_metric_names(list(config.objectives))
     study.set_user_attr("constraints", config.constraints)
     study.set_user_attr("config", config.to_dict())  # last: a study with its config is complete
+
+
+def _check_teacher(config: SearchConfig, storage) -> None:
+    from search.teacher import stored_teacher
+
+    stored_teacher(config, storage)
 
 
 def _prepare_teacher(config: SearchConfig, data, reporter) -> None:

@@ -86,7 +86,8 @@ OPTIONS = (
            metavar="E,E", shown="off", low=1),
     Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
     Option("distill", str, None, "a teacher for every searched candidate: a preset name, such as unet, trained "
-           "once per study for --epochs", group=_DATA, metavar="PRESET", shown="none"),
+           "once per study for --epochs, or trial:N@STUDY, a stored trial of this storage as it was stored",
+           group=_DATA, metavar="TEACHER", shown="none"),
     Option("distill_weight", float, 0.5, "with --distill: the weight of the teacher's soft targets in the loss",
            group=_DATA, low=0, high=1),
     Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",

@@ -99,5 +99,25 @@ def test_distillation_trains_the_teacher_once_and_every_searched_candidate_learn
     assert [t.user_attrs.get("distilled_from") for t in trials] == ["unet", "unet"]
     again = run_cli("start", "--budget", "3", "--study", "d", cwd=tmp_path)  # continued: the stored teacher, not a new one
     assert again.returncode == 0 and "training the teacher" not in again.stdout
+    # a stored trial teaches another study as it was stored: its artifact's predictions, no training
+    taught = run_cli("start", "--budget", "1", "--study", "e", "--distill", "trial:0@d", *tiny, cwd=tmp_path)
+    assert taught.returncode == 0, taught.stderr[-3000:]
+    assert "training the teacher" not in taught.stdout and "the teacher is trial:0@d as stored" in taught.stdout
+    with ResultStore(url, create=False) as store:
+        stored, artifact = store.teacher("e"), store.artifact(trials[0]._trial_id)
+    assert stored["source"] == "trial:0@d" and stored["figures"]["study"] == "d" and stored["figures"]["trial"] == 0
+    assert stored["targets"] != teacher["targets"]  # the trial's predictions, not unet's
+    assert load_study(url, "e").get_trials()[0].user_attrs["distilled_from"] == "trial:0@d"
+    assert artifact is not None
+
+
+def test_a_teacher_that_is_not_stored_is_refused_before_a_study_is_made(tmp_path):
+    from tests.conftest import TINY_SEARCH, run_cli
+
     bad = run_cli("start", "--budget", "1", "--distill", "resnet", cwd=tmp_path)
-    assert bad.returncode == 2 and bad.stderr.strip().startswith("search: error: --distill: unknown teacher 'resnet'; give a preset: unet,")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith(
+        "search: error: --distill: unknown teacher 'resnet'; give a preset (unet,")
+    assert "trial:N@STUDY" in bad.stderr
+    missing = run_cli("start", "--budget", "1", "--study", "s", "--distill", "trial:3@nosuch", *TINY_SEARCH, cwd=tmp_path)
+    assert missing.returncode == 2 and "--distill trial:3@nosuch: no study 'nosuch' in this storage" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0 and not (tmp_path / "studies.db").exists()  # nothing left behind
