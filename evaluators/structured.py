@@ -307,20 +307,24 @@ def factorable(layer) -> bool:
     return is_plain_conv(layer) and layer.groups == 1 and np.prod(layer.kernel_size) > 1
 
 
-def factorize(model, fraction: float):
+def factorize(model, fraction: float, *, whole_when_costlier: bool = True):
     """``(model, info)``: every :func:`factorable` convolution ``name`` becomes ``name_lowrank`` (KxK to
     rank ``r = round(fraction * full_rank)``, at least 1, no bias) then ``name`` (1x1, with the bias and
-    activation), initialised from the truncated SVD. ``info``: ``fraction``, ``ranks`` (layer: [r, full])."""
+    activation), initialised from the truncated SVD, unless the pair would cost as many MACs as the
+    layer (:func:`saves`; with Cin = Cout and K = 3 above a fraction of 0.9), which stays whole
+    (``whole_when_costlier=False`` factorises it anyway: at full rank the pair is exact).
+    ``info``: ``fraction``, ``ranks`` (factorised layer: [r, full]), ``whole`` (the layers left whole)."""
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction: must be in (0, 1], got {fraction}")
-    weights, ranks = {}, {}
+    weights, ranks, whole = {}, {}, []
 
     def make(layer):
-        if not factorable(layer):
+        full = full_rank(layer) if factorable(layer) else 0
+        rank = max(1, math.floor(fraction * full + 0.5))
+        if not full or (whole_when_costlier and not saves(layer, rank)):
+            whole.extend([layer.name] if full else [])
             weights[layer.name] = layer.get_weights()
             return copy_layer(layer)
-        full = full_rank(layer)
-        rank = max(1, math.floor(fraction * full + 0.5))
         ranks[layer.name] = [rank, full]
         reduce_name = f"{layer.name}_lowrank"
         first, second = svd_factors(layer.get_weights()[0], rank)
@@ -329,7 +333,14 @@ def factorize(model, fraction: float):
         expand = copy_layer(layer, kernel_size=(1, 1), strides=(1, 1), dilation_rate=(1, 1), padding="valid")
         return lambda x: expand(reduce(x))
 
-    return set_weights(rebuild(model, make), weights), {"fraction": fraction, "ranks": ranks}
+    return set_weights(rebuild(model, make), weights), {"fraction": fraction, "ranks": ranks, "whole": whole}
+
+
+def saves(layer, rank: int) -> bool:
+    """Whether a KxK convolution to ``rank`` and a 1x1 to the outputs cost fewer MACs (and weights)
+    per pixel than ``layer`` itself: ``rank * (K*K*Cin + Cout) < K*K*Cin*Cout``."""
+    spatial = int(np.prod(layer.kernel_size)) * layer.get_weights()[0].shape[2]
+    return rank * (spatial + layer.filters) < spatial * layer.filters
 
 
 def svd_factors(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray]:

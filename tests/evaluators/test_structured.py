@@ -159,7 +159,7 @@ def standard():
 
 
 def test_at_full_rank_the_factorised_model_computes_the_original(standard):
-    factorised, info = structured.factorize(standard, 1.0)
+    factorised, info = structured.factorize(standard, 1.0, whole_when_costlier=False)
     assert len(info["ranks"]) == 14 and all(rank == full for rank, full in info["ranks"].values())
     assert factorised.get_layer("enc0_conv1_lowrank").filters == 8  # min(3*3*3, 8): the first conv
     reference = keras.Model(standard.input, standard.get_layer("dec0_conv2_bn").output)
@@ -178,6 +178,17 @@ def test_the_error_falls_as_the_rank_grows_and_so_do_the_macs(standard):
         macs.append(static_costs(factorised).macs)
     assert errors == sorted(errors, reverse=True) and errors[0] > 10 * errors[-1] + 1e-6
     assert macs == sorted(macs) and macs[1] < static_costs(standard).macs  # half the rank saves MACs
+
+
+def test_a_rank_that_would_cost_more_macs_leaves_the_layer_whole(standard):
+    """Cin = Cout = C, K = 3: the pair costs r * (9C + C) against 9C * C, more above r = 0.9 C; the
+    decoders' first convolutions read the skip too (Cin = 2C): r * 19C against 18C * C still saves."""
+    nearly_full, info = structured.factorize(standard, 0.95)
+    assert set(info["ranks"]) == {"dec2_conv1", "dec1_conv1"} and len(info["whole"]) == 12
+    assert static_costs(nearly_full).macs < static_costs(standard).macs
+    half, info = structured.factorize(standard, 0.5)
+    assert len(info["ranks"]) == 14 and not info["whole"]  # even the first, 3 -> 8 channels: 4 * (27 + 8) < 27 * 8
+    assert static_costs(half).macs < static_costs(standard).macs
 
 
 def test_svd_factors_give_the_best_rank_r_approximation():
