@@ -212,27 +212,55 @@ def _attempt_spread(attrs: dict) -> float:
 
 
 def tolerance(a: TrialPoint, b: TrialPoint, metric: str) -> float:
-    """How large a difference in ``metric`` between ``a`` and ``b`` must be to count: the larger
-    :func:`uncertainty` of the two, except for the Dice of two trials scored on the same images
-    (one study, the same number of per-image Dice): then half the 95% interval of their mean
-    paired difference (normal, 1.96 x SD / sqrt(images)), at least :data:`DICE_RESOLUTION`.
+    """How large a difference in ``metric`` between ``a`` and ``b`` must be to count (see :func:`tolerances`)."""
+    return float(tolerances([a, b], metric)[0, 1])
+
+
+def tolerances(points: Sequence[TrialPoint], metric: str) -> np.ndarray:
+    """The (n, n) matrix of :func:`tolerance`: the larger :func:`uncertainty` of each pair, except
+    for the Dice of two trials scored on the same images (one study, the same number of per-image
+    Dice): then half the 95% interval of their mean paired difference (normal, 1.96 x SD /
+    sqrt(images)), at least :data:`DICE_RESOLUTION`.
 
     Paired is the sharper test: a model's hard images are hard for the others too, so the two
     unpaired intervals (each ± 0.04 on 26 images) call 0.55 and 0.59 a tie although one is better
     on nearly every image. The interval is the normal one, not a bootstrap, because the front
-    compares every pair of trials."""
-    if metric == "dice" and (paired := _paired_half_width(a, b)) is not None:
-        return max(paired, DICE_RESOLUTION)
-    return max(uncertainty(a, metric), uncertainty(b, metric))
+    compares every pair of trials: the SDs come from one covariance matrix per study."""
+    spread = np.array([uncertainty(p, metric) for p in points], dtype=np.float64)
+    matrix = np.maximum.outer(spread, spread)
+    if metric == "dice":
+        for members, scores in _same_images(points):
+            covariance = np.atleast_2d(np.cov(scores, ddof=1))
+            variance = np.diag(covariance)
+            difference = np.maximum(variance[:, None] + variance[None, :] - 2 * covariance, 0.0)
+            half = np.maximum(Z95 * np.sqrt(difference / scores.shape[1]), DICE_RESOLUTION)
+            matrix[np.ix_(members, members)] = half
+    return matrix
 
 
-def _paired_half_width(a: TrialPoint, b: TrialPoint) -> float | None:
-    if a.study is None or a.study != b.study:
-        return None
-    first, second = a.dice_per_image, b.dice_per_image
-    if first is None or second is None or first.size != second.size or first.size < 2:
-        return None
-    return float(Z95 * np.std(first - second, ddof=1) / np.sqrt(first.size))
+def _same_images(points: Sequence[TrialPoint]):
+    """``(indices, per-image Dice (k, images))`` for each set of points scored on the same images."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, point in enumerate(points):
+        scores = point.dice_per_image
+        if point.study is not None and scores is not None and scores.size > 1:
+            groups.setdefault((point.study, scores.size), []).append(i)
+    for members in groups.values():
+        if len(members) > 1:
+            yield members, np.stack([points[i].dice_per_image for i in members])
+
+
+def dominance(points: Sequence[TrialPoint], metrics: Sequence[str], ties: bool = True) -> np.ndarray:
+    """The (n, n) boolean matrix of :func:`dominates`: ``[i, j]`` when ``points[i]`` dominates ``points[j]``."""
+    count = len(points)
+    no_worse, better = np.ones((count, count), dtype=bool), np.zeros((count, count), dtype=bool)
+    for m in metrics:
+        losses = sign(m) * np.array([p.values[m] for p in points], dtype=np.float64)  # lower is better
+        gain = losses[None, :] - losses[:, None]  # [i, j] > 0: i is better than j
+        tie = tolerances(points, m) if ties else np.zeros((count, count))
+        no_worse &= gain >= -tie
+        better |= gain > tie
+    return no_worse & better
 
 
 def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool = True) -> bool:
@@ -242,16 +270,7 @@ def dominates(a: TrialPoint, b: TrialPoint, metrics: Sequence[str], ties: bool =
     ``a`` must be better beyond it in one metric and may be worse within it in the others, so
     near-ties (Dice 0.59799 and 0.59798 on 26 images) are ties and the faster of the two dominates.
     """
-    better = False
-    for m in metrics:
-        gain = sign(m) * (b.values[m] - a.values[m])  # > 0: a is better
-        if gain == 0:
-            continue
-        tie = tolerance(a, b, m) if ties else 0.0
-        if gain < -tie:
-            return False
-        better = better or gain > tie
-    return better
+    return bool(dominance([a, b], metrics, ties)[0, 1])
 
 
 def tied(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
@@ -263,24 +282,45 @@ def tied(a: TrialPoint, b: TrialPoint, metrics: Sequence[str]) -> bool:
 def front(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> list[TrialPoint]:
     """The non-dominated candidates on ``metrics`` (default: the study's objectives), by trial number.
 
-    Points with equal values are all kept (neither dominates the other).
+    Tolerant dominance (:func:`dominates`) is not transitive: B may dominate A (a tie in Dice, B
+    faster) and C dominate B while C does not dominate A (A's Dice is better beyond the tie). "Not
+    dominated by any candidate" would then drop A although nothing kept beats it. So the front is
+    the kernel of the dominance graph: candidates are decided dominators first, and one is a member
+    unless a member dominates it. Every candidate left out is dominated by a member, and no member
+    by another. Points with equal values are all kept (neither dominates the other).
     """
     points = list(points)
     names = metrics_for(points, metrics)
     pool = candidates(points, names)
-    return sorted(
-        (p for p in pool if not any(dominates(q, p, names) for q in pool)),
-        key=lambda p: p.number,
-    )
+    matrix = dominance(pool, names)
+    dominators = [np.flatnonzero(matrix[:, i]).tolist() for i in range(len(pool))]
+    return sorted((pool[i] for i in kernel(dominators, pool)), key=lambda p: p.number)
+
+
+def kernel(dominators: list[list[int]], pool: Sequence[TrialPoint]) -> list[int]:
+    """The indices of the members: each point once all its dominators are decided, a member unless
+    one of them is. A cycle of near-ties (possible with three objectives) is entered at its best
+    Dice, whose undecided dominators are then passed over."""
+    member: dict[int, bool] = {}
+    left = set(range(len(dominators)))
+    while left:
+        ready = sorted(i for i in left if all(j in member for j in dominators[i]))
+        if not ready:
+            ready = [max(left, key=lambda i: (pool[i].values.get("dice", 0.0), -pool[i].number))]
+        for i in ready:
+            member[i] = not any(member.get(j, False) for j in dominators[i])
+        left.difference_update(ready)
+    return [i for i, inside in member.items() if inside]
 
 
 def nondominated_ranks(points: Sequence[TrialPoint], metrics: Sequence[str]) -> list[int]:
     """Each point's rank in non-dominated sorting (as in NSGA-II and MOASHA): 0 for the front of
     ``points``, 1 for the front of the rest, and so on; every point must have every metric."""
     ranks = [-1] * len(points)
+    matrix = dominance(points, metrics)
     rank, left = 0, set(range(len(points)))
     while left:
-        layer = {i for i in left if not any(dominates(points[j], points[i], metrics) for j in left if j != i)}
+        layer = {i for i in left if not any(matrix[j, i] for j in left)}
         layer = layer or set(left)  # tolerant dominance can cycle: what is left then shares a rank
         for i in layer:
             ranks[i] = rank

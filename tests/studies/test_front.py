@@ -143,6 +143,19 @@ def test_paired_differences_nobody_can_see_are_still_ties():
     assert front.dominates(fast, slow, ["dice", "latency_ms"]) and front.tied(slow, fast, ["dice"])
 
 
+def test_a_chain_of_ties_does_not_drop_the_best_dice_from_the_front():
+    """Recorded at 64x64 on dsb2018: #20 (0.682) was dominated by #15 (0.668, a tie, smaller), and the
+    0.70 presets only by #20 and its like, so the front kept two members and nine candidates that no
+    member dominates. C dominates B, B dominates A, C does not dominate A: A stays."""
+    a, b, c = point(1, 0.70, 3.0, ci=[0.68, 0.72]), point(2, 0.685, 2.0, ci=[0.665, 0.705]), point(3, 0.67, 1.0, ci=[0.65, 0.69])
+    metrics = ["dice", "latency_ms"]
+    assert front.dominates(c, b, metrics) and front.dominates(b, a, metrics) and not front.dominates(c, a, metrics)
+    members = front.front([a, b, c], metrics)
+    assert [p.number for p in members] == [1, 3]
+    assert all(any(front.dominates(m, p, metrics) for m in members) for p in [b])  # what is left out, a member beats
+    assert front.dominance([a, b, c], metrics).tolist() == [[False, False, False], [True, False, False], [False, True, False]]
+
+
 def test_one_studys_trials_carry_its_name_and_pair_their_per_image_dice(tmp_path):
     opened = storage.open_storage(f"sqlite:///{tmp_path / 's.db'}")
     study = make_study(opened, "paired", [(0.6, 2.0, 100.0), (0.55, 1.0, 100.0)], dice_per_image=[0.5, 0.7])
