@@ -44,10 +44,10 @@ class _Methods:
             raise ValueError(f"--latency: {self.latency!r} is neither 'measured' nor 'predicted:NAME' "
                              "(NAME: a device 'search device show' lists)")
         if self.distill:
-            from search.teacher import check_source
+            from search.teacher import parse_source
             from space.presets import PRESETS
 
-            check_source(self.distill, list(PRESETS))
+            parse_source(self.distill, list(PRESETS))  # ValueError for a bad one
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
 
     @property

@@ -45,11 +45,6 @@ def parse_source(source: str, presets) -> str | StoredTrial:
     return StoredTrial(int(match.group(1)), match.group(2))
 
 
-def check_source(source: str, presets) -> None:
-    """``ValueError`` for a ``--distill`` that is neither a preset nor ``trial:N@STUDY``."""
-    parse_source(source, presets)
-
-
 def stored_teacher(config, storage=None) -> tuple[bytes, dict] | None:
     """The artifact and figures of a ``trial:N@STUDY`` teacher (``None`` for a preset teacher);
     ``ValueError`` in one line when that study, trial or artifact is not in the study's storage
