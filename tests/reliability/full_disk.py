@@ -24,6 +24,7 @@ from pathlib import Path
 
 
 def training_started(database: Path) -> bool:
+    """A trial RUNNING with its ``spec`` stored: the first attribute a trial writes, before it trains."""
     if not database.exists():
         return False
     try:
@@ -31,7 +32,7 @@ def training_started(database: Path) -> bool:
         try:
             return connection.execute(
                 "select 1 from trials t join trial_user_attributes a on a.trial_id = t.trial_id "
-                "where t.state = 'RUNNING' and a.key = 'params'"
+                "where t.state = 'RUNNING' and a.key = 'spec'"
             ).fetchone() is not None
         finally:
             connection.close()
