@@ -34,9 +34,9 @@ import time
 
 from search import pipeline
 from search.config import SearchConfig
+from space.presets import REFERENCE
 from studies.metrics import size_kb
 
-REFERENCE = "unet"  # the preset every confirmation is compared with
 DEFAULT_TEST_FRACTION = 0.2
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0  # a claim without a heartbeat for this long is another worker's that died

@@ -265,7 +265,9 @@ def preset_lines(study, objectives) -> list[str]:
         return []
     beaten = sum(best is not None for _, best in verdicts)
     lines = [f"Presets dominated by a searched trial: {beaten} of {len(verdicts)}"]
+    rungs = any(preset.rung for preset, _ in verdicts)  # with rungs: judged at its rung (studies.front.preset_verdicts)
     for preset, best in verdicts:
         by = f"dominated by #{best.number} {best.summary}" if best else "not dominated"
-        lines.append(f"  {preset.preset:<20} #{preset.number:<4} {by}")
+        at = f"rung {preset.rung}  " if rungs else ""
+        lines.append(f"  {preset.preset:<20} #{preset.number:<4} {at}{by}")
     return lines

@@ -14,7 +14,11 @@ rung). A candidate's figures are those of its highest completed rung: a trial wi
 child is ``superseded`` and left off the front (:func:`studies.front.candidates`).
 
 The budget counts candidates, that is trials of the first rung; promotions come on top of it. The
-presets are references and always go on to the last rung (their unet is what a front is judged by).
+presets are promoted by the same rule as every candidate (promoting them all took the whole budget
+of a search at equal wall time: RESULTS.md), except the reference, ``unet``, which always goes on to
+the last rung: "within 0.01 of unet's Dice" means unet trained as long as a candidate can be. A
+preset left at a low rung is judged only against candidates trained no longer
+(:func:`studies.front.preset_verdicts`); ``search confirm`` retrains any of them to equal epochs.
 A promotion is claimed once: under the storage-wide lock, as a RUNNING trial made for the worker
 that claimed it (a worker killed mid-promotion leaves a stale trial that is failed and retried
 like any other).
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from space.presets import REFERENCE
 from studies.front import TrialPoint, candidates, nondominated_ranks
 
 ETA = 3
@@ -53,20 +58,15 @@ class Rungs:
         return before, self.epochs[rung] - before
 
 
-def rung_of(point: TrialPoint) -> int:
-    return int(point.attrs.get("rung", 0))
-
-
 def promotions(points: list[TrialPoint], rungs: Rungs, metrics) -> list[TrialPoint]:
     """The candidates due for promotion now, the highest rung first, best first within a rung."""
     claimed = {p.attrs.get("parent") for p in points if p.attrs.get("parent") is not None}
     due = []
     for rung in reversed(range(len(rungs.epochs) - 1)):
-        done = [p for p in candidates(points, metrics, latest=False) if rung_of(p) == rung]
-        references = [p for p in done if p.preset]  # judged at full fidelity: always promoted
-        searched = [p for p in done if not p.preset]
-        best = _ranked(searched, metrics)[: len(searched) // rungs.eta]
-        due += [p for p in references + best if p.number not in claimed]
+        done = [p for p in candidates(points, metrics, latest=False) if p.rung == rung]
+        reference = [p for p in done if p.preset == REFERENCE]
+        best = _ranked([p for p in done if p.preset != REFERENCE], metrics)[: len(done) // rungs.eta]
+        due += [p for p in reference + best if p.number not in claimed]
     return due
 
 
@@ -79,7 +79,7 @@ def _ranked(points: list[TrialPoint], metrics) -> list[TrialPoint]:
 def child_attrs(parent: TrialPoint) -> dict:
     """The user attributes a promoted trial starts with."""
     carried = {key: parent.attrs[key] for key in ("preset", "preset_params") if key in parent.attrs}
-    return {**carried, "rung": rung_of(parent) + 1, "parent": parent.number, "parent_id": parent.trial_id,
+    return {**carried, "rung": parent.rung + 1, "parent": parent.number, "parent_id": parent.trial_id,
             "candidate": parent.attrs.get("candidate", parent.number)}
 
 

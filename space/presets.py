@@ -14,6 +14,7 @@ from __future__ import annotations
 from space.spec import SEARCHED_BLOCK_KINDS, CandidateSpec, QuantSpec, StageSpec, uniform
 
 STD = StageSpec()
+REFERENCE = "unet"  # the preset every front and confirmation is judged against
 
 
 def _deep(kind: str, groups: tuple[int, int], dilations: tuple[int, int]) -> CandidateSpec:

@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from space import presets
 from studies.front import TrialPoint, front, limit_constraints, study_limits, study_points
 from studies.metrics import with_spread
 
-REFERENCE = "preset:unet"
+REFERENCE = f"preset:{presets.REFERENCE}"  # its subject name
 SUMMED = ("dice", "test_dice", "latency_ms", "size_kb")  # the figures averaged over seeds
 
 

@@ -98,6 +98,11 @@ class TrialPoint:
         return self.state == "COMPLETE"
 
     @property
+    def rung(self) -> int:
+        """The rung the figures come from (0 without rungs; see :mod:`search.rungs`)."""
+        return int(self.attrs.get("rung", 0))
+
+    @property
     def summary(self) -> str:
         return str(self.attrs.get("summary", ""))
 
@@ -331,12 +336,17 @@ def nondominated_ranks(points: Sequence[TrialPoint], metrics: Sequence[str]) -> 
 
 def preset_verdicts(points: Sequence[TrialPoint], metrics: Sequence[str]) -> list[tuple[TrialPoint, TrialPoint | None]]:
     """The tool's claim, checked: each complete preset with the searched front member that dominates
-    it (the one with the highest Dice), or ``None``; presets in trial-number order."""
+    it (the one with the highest Dice), or ``None``; presets in trial-number order.
+
+    With rungs, a preset is judged at its highest rung against the front of the searched candidates
+    as they stood at that rung or below (their earlier rungs count): a preset left at 2 epochs is
+    not "beaten" by a candidate trained for 18."""
     presets = [p for p in candidates(points, metrics) if p.preset]
-    searched = front([p for p in points if not p.preset], metrics)
+    searched = [p for p in points if not p.preset]
+    fronts = {rung: front([p for p in searched if p.rung <= rung], metrics) for rung in {p.rung for p in presets}}
     verdicts = []
     for preset in sorted(presets, key=lambda p: p.number):
-        better = [p for p in searched if dominates(p, preset, metrics)]
+        better = [p for p in fronts[preset.rung] if dominates(p, preset, metrics)]
         verdicts.append((preset, max(better, key=lambda p: (p.values.get("dice", 0.0), -p.number), default=None)))
     return verdicts
 

@@ -1,5 +1,7 @@
 """The promotion rule of the rungs, on hand-made points."""
 
+import dataclasses
+
 import pytest
 
 from search.rungs import Rungs, child_attrs, promotions
@@ -32,6 +34,25 @@ def test_the_best_third_of_a_rung_by_non_dominated_sorting_is_promoted_once():
     claimed = rung0 + [point(6, 0.85, 10.0, rung=1, parent=0, state="RUNNING")]
     assert [p.number for p in promotions(claimed, Rungs((2, 6)), METRICS)] == [1]
     assert promotions(rung0[:2], Rungs((2, 6)), METRICS) == []  # 2 // 3 = 0: too few to judge
+
+
+def test_presets_are_promoted_by_the_rule_but_the_unet_reference_always_goes_on():
+    def preset(number, name, dice, latency):
+        return dataclasses.replace(point(number, dice, latency), preset=name)
+
+    rung0 = [preset(0, "unet", 0.70, 20.0), preset(1, "fire", 0.40, 9.5), preset(2, "group", 0.65, 15.0),
+             point(3, 0.75, 8.0), point(4, 0.30, 1.0), point(5, 0.35, 9.0)]
+    # 6 // 3 = 2 by the rule: #3 (best Dice, on the front) and #4 (fastest); the weak presets stay at rung 0
+    assert [p.number for p in promotions(rung0, Rungs((2, 6)), METRICS)] == [0, 3, 4]
+    assert [p.number for p in promotions(rung0[:2], Rungs((2, 6)), METRICS)] == [0]  # unet before 3 are done
+
+
+def test_a_preset_left_at_a_low_rung_is_beaten_only_by_candidates_trained_no_longer():
+    fire = dataclasses.replace(point(0, 0.50, 5.0), preset="fire")
+    early, late = point(1, 0.45, 4.0), point(2, 0.70, 4.0, rung=1, parent=1)
+    assert front.preset_verdicts([fire, early, late], METRICS)[0][1] is None  # only #1's rung 1 beats it
+    beaten = dataclasses.replace(fire, attrs={"rung": 1})
+    assert front.preset_verdicts([beaten, early, late], METRICS)[0][1].number == 2
 
 
 def test_higher_rungs_promote_first_and_a_candidate_shows_its_highest_rung():
