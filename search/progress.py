@@ -36,6 +36,7 @@ class Reporter:
     def begin(self, study, config, data) -> None:
         self.objectives = list(config.objectives)
         self.budget = config.budget
+        self.deadline = time.time() + config.timeout if config.timeout else None  # --timeout ends it sooner
         trials = study.get_trials(deepcopy=False)
         self.seen = {t.number for t in trials if t.state.name in FINISHED}
         self.done = self.first = _spent(trials)
@@ -119,7 +120,8 @@ class BarReporter(Reporter):
             return
         self.bar.n = min(self.done, self.budget)
         best = max((t.user_attrs.get("dice", 0.0) for t in trials if _feasible(t)), default=0.0)
-        self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}")
+        stops = f", --timeout in {_clock(self.deadline - time.time())}" if self.deadline else ""
+        self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}{stops}")
         self.bar.refresh()
 
     def _finish(self, study, states, members) -> None:
@@ -134,6 +136,8 @@ class BarReporter(Reporter):
         done, elapsed = self.done, time.time() - self.started
         rate = elapsed / max(done - self.first, 1)
         left = max(self.budget - done, 0) * rate
+        if self.deadline:  # the budget or the timeout, whichever comes first
+            left = max(min(left, self.deadline - time.time()), 0.0)
         return f"  [{done}/{self.budget}, {_clock(elapsed)} elapsed, ETA {_clock(left)}]"
 
 

@@ -10,7 +10,7 @@ import pytest
 from search.progress import REPORTERS, BarReporter, JsonReporter, QuietReporter, Reporter, make_reporter
 
 OBJECTIVES = ("dice", "latency_ms", "size_kb")
-CONFIG = SimpleNamespace(objectives=OBJECTIVES, budget=3, storage="sqlite:///x.db", workers=1)
+CONFIG = SimpleNamespace(objectives=OBJECTIVES, budget=3, storage="sqlite:///x.db", workers=1, timeout=None)
 DATA = SimpleNamespace(describe=lambda: "synthetic 8 images")
 
 
@@ -25,11 +25,11 @@ def _add(study, dice, latency, size_kb):
     study.add_trial(optuna.trial.create_trial(values=[dice, latency, size_kb], user_attrs=attrs))
 
 
-def _run(mode):
+def _run(mode, config=CONFIG):
     out, err = io.StringIO(), io.StringIO()
     reporter = make_reporter(mode, out, err)
     study = _study()
-    reporter.begin(study, CONFIG, DATA)
+    reporter.begin(study, config, DATA)
     _add(study, 0.8, 2.0, 10)
     _add(study, 0.7, 1.0, 5)
     reporter.update(study.get_trials())
@@ -83,3 +83,15 @@ def test_bar_without_a_terminal_ends_each_trial_line_with_its_progress():
     assert len(trial_lines) == 2
     assert "[2/3," in trial_lines[0] and "ETA" in trial_lines[0]
     assert "hello" in lines and "Pareto front (2 trials)" in out
+
+
+def test_with_a_timeout_the_eta_is_the_time_left_when_that_comes_first():
+    out = io.StringIO()
+    reporter, study = make_reporter("bar", out, io.StringIO()), _study()
+    reporter.begin(study, SimpleNamespace(**{**vars(CONFIG), "budget": 400, "timeout": 90}), DATA)
+    reporter.started -= 60  # 2 trials in a minute: 398 more would take over 3 hours
+    _add(study, 0.8, 2.0, 10)
+    _add(study, 0.7, 1.0, 5)
+    reporter.update(study.get_trials())
+    etas = [line.rsplit("ETA ", 1)[1] for line in out.getvalue().splitlines() if line.startswith("#")]
+    assert len(etas) == 2 and all(eta.startswith(("1:29", "1:30")) for eta in etas), etas

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from search.progress import make_reporter
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-config = SimpleNamespace(objectives=("dice", "latency_ms", "size_kb"), budget=3, storage="sqlite:///x.db", workers=1)
+config = SimpleNamespace(objectives=("dice", "latency_ms", "size_kb"), budget=3, storage="sqlite:///x.db", workers=1, timeout=None)
 study = optuna.create_study(study_name="demo", directions=["maximize", "minimize", "minimize"])
 reporter = make_reporter("bar")
 reporter.begin(study, config, SimpleNamespace(describe=lambda: "synthetic"))
