@@ -255,9 +255,13 @@ def _enqueue_preset(study, config: SearchConfig, name: str) -> None:
 
 
 def _preset_names(config: SearchConfig) -> list[str]:
-    from space.presets import presets_for
+    """The presets in the order they are enqueued: each int8 twin right after its float preset, so
+    the worker that trained the float converts the twin from the same training
+    (``search.trial.TrainedModels``) before later trainings, or a promotion's, push it out."""
+    from space.presets import FLOAT_PRESETS, presets_for
 
-    return presets_for(config.space.block_kinds)
+    floats = list(FLOAT_PRESETS)
+    return sorted(presets_for(config.space.block_kinds), key=lambda name: floats.index(name.removesuffix("-int8")))
 
 
 def _remove_orphans() -> None:

@@ -154,6 +154,7 @@ def _train(trial, spec, context, clock, judge) -> pipeline.Trained:
         trained, number = earlier
         _set(trial, dice_history=[round(float(dice), 4) for dice in trained.history.val_dice],
              training={**trained.info, "reused_from": number})
+        _keep_checkpoint(trial, spec, context, trained)  # its own promotion may come
         return trained
     trained = _fit(trial, spec, context, clock, judge())
     context.trained.put(spec, trained, trial.number, rung)
