@@ -9,7 +9,8 @@ the study's trials). Methods: ``single`` (every candidate trains ``--epochs``, t
 stopping), ``rungs`` (``--rungs``, eta 3) and ``rungs+distill`` (the same, every candidate learning
 from a unet teacher trained to the last rung). Prints per method, mean and spread over seeds:
 hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
-size, Dice 0), candidates evaluated, epochs spent, float presets dominated (of 7), whether
+size, Dice 0), candidates evaluated (and how many of them searched, not presets), epochs spent,
+float presets dominated (of 7), whether
 unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of unet's latency, unet's Dice taken at the
 last rung (from the rung studies of the same seed). One LiteRT thread, CPU clock.
 """
@@ -118,6 +119,7 @@ def figures(points, unet_dice: float | None) -> dict:
 
     return {
         "candidates": sum(1 for p in points if p.complete and "parent" not in p.attrs),
+        "searched": sum(1 for p in points if p.complete and "parent" not in p.attrs and not p.preset),
         "epochs": sum(len(p.attrs.get("dice_history", [])) for p in points),
         "float_presets_dominated": sum(verdicts.get(n) is not None for n in verdicts if not n.endswith("-int8")),
         "unet_int8_dominated": verdicts.get("unet-int8") is not None,
@@ -163,7 +165,7 @@ def _rung_unet_dice(studies, seed) -> float | None:
 
 
 def _print(rows, methods, reference, args) -> None:
-    keys = ("hypervolume", "candidates", "epochs", "float_presets_dominated", "best_dice_fifth", "best_dice_tenth", "unet_dice")
+    keys = ("hypervolume", "candidates", "searched", "epochs", "float_presets_dominated", "best_dice_fifth", "best_dice_tenth", "unet_dice")
     lines = [f"reference {reference}", "| method | " + " | ".join(keys) + " | unet-int8 dominated |",
              "| --- " * (len(keys) + 2) + "|"]
     for method in methods:
