@@ -10,9 +10,9 @@ stopping), ``rungs`` (``--rungs``, eta 3) and ``rungs+distill`` (the same, every
 from a unet teacher trained to the last rung). Prints per method, mean and spread over seeds:
 hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
 size, Dice 0), candidates evaluated (and how many of them searched, not presets), epochs spent,
-float presets dominated (of 7), whether
-unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of unet's latency, unet's Dice taken at the
-last rung (from the rung studies of the same seed). One LiteRT thread, CPU clock.
+float presets dominated (of 7), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
+unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed). One
+LiteRT thread, CPU clock.
 """
 
 from __future__ import annotations
