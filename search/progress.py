@@ -35,6 +35,7 @@ class Reporter:
 
     def begin(self, study, config, data) -> None:
         self.objectives = list(config.objectives)
+        self.study = study.study_name
         self.budget = config.budget
         self.deadline = time.time() + config.timeout if config.timeout else None  # --timeout ends it sooner
         trials = study.get_trials(deepcopy=False)
@@ -55,7 +56,7 @@ class Reporter:
 
         trials = study.get_trials(deepcopy=False)
         states = {state.lower(): count for state, count in state_counts(trials).items()}
-        self._finish(study, states, front(trials, self.objectives))
+        self._finish(study, states, front(trials, self.objectives, study.study_name))
 
     def note(self, text: str) -> None:
         raise NotImplementedError
@@ -121,7 +122,7 @@ class BarReporter(Reporter):
         self.bar.n = min(self.done, self.budget)
         best = max((t.user_attrs.get("dice", 0.0) for t in trials if _feasible(t)), default=0.0)
         stops = f", --timeout in {_clock(self.deadline - time.time())}" if self.deadline else ""
-        self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives))}{stops}")
+        self.bar.set_postfix_str(f"best Dice {best:.3f}, front {len(front(trials, self.objectives, self.study))}{stops}")
         self.bar.refresh()
 
     def _finish(self, study, states, members) -> None:
@@ -205,11 +206,11 @@ def _spent(trials) -> int:
     return sum(t.state.name in FINISHED for t in counted(trials))
 
 
-def front(trials, objectives) -> list:
-    """The trials on the Pareto front of ``objectives`` (:func:`studies.front.front_trials`)."""
+def front(trials, objectives, study: str) -> list:
+    """The trials of ``study`` on the Pareto front of ``objectives`` (:func:`studies.front.front_trials`)."""
     from studies.front import front_trials
 
-    return front_trials(trials, objectives)
+    return front_trials(trials, objectives, study)
 
 
 def _feasible(trial) -> bool:

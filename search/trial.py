@@ -230,7 +230,7 @@ def front_members(study) -> list[FrontMember]:
     from studies.metrics import trial_metrics
 
     members = []
-    for trial in front_trials(study.get_trials(deepcopy=False), objective_names(study)):
+    for trial in front_trials(study.get_trials(deepcopy=False), objective_names(study), study.study_name):
         measured = trial_metrics(trial.user_attrs)
         if "latency_ms" in measured and "size_kb" in measured:
             costs = {"latency_ms": measured["latency_ms"], "size_kb": measured["size_kb"]}

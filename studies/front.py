@@ -351,12 +351,13 @@ def preset_verdicts(points: Sequence[TrialPoint], metrics: Sequence[str]) -> lis
     return verdicts
 
 
-def front_trials(trials, objectives: Sequence[str]) -> list:
-    """The Optuna trials (``FrozenTrial``) on the front of ``objectives``, by trial number (none without objectives)."""
+def front_trials(trials, objectives: Sequence[str], study: str) -> list:
+    """The Optuna trials (``FrozenTrial``) of the study named ``study`` on the front of ``objectives``,
+    by trial number (none without objectives): the front of :func:`study_points`, paired ties included."""
     if not objectives:
         return []
     by_number = {trial.number: trial for trial in trials}
-    points = [from_trial(trial, objectives) for trial in by_number.values() if trial.state.name == "COMPLETE"]
+    points = [from_trial(trial, objectives, study) for trial in by_number.values() if trial.state.name == "COMPLETE"]
     return [by_number[point.number] for point in front(points, objectives)]
 
 

@@ -49,7 +49,7 @@ def test_a_trial_only_optuna_5_knows_is_infeasible_is_off_both_fronts(tmp_path):
     study.add_trial(optuna.trial.create_trial(  # infeasible to nas-lite only: Optuna never saw this form
         values=[0.8, 10.0, 100.0], user_attrs=attrs(0.8, 10.0, 100.0, constraints=[1.0])))
     assert {t.number for t in study.best_trials} == {0, 1, 3}
-    members = front.front_trials(study.get_trials(deepcopy=False), front.objective_names(study))
+    members = front.front_trials(study.get_trials(deepcopy=False), front.objective_names(study), study.study_name)
     assert [t.number for t in members] == [0, 1]
     assert [p.number for p in front.front(front.study_points(study))] == [0, 1]
 
@@ -131,6 +131,20 @@ def test_a_dice_gain_on_nearly_every_image_is_no_tie_even_inside_both_intervals(
     other = dataclasses.replace(fast, study="t")
     assert front.tolerance(slow, other, "dice") == front.uncertainty(slow, "dice")
     assert front.dominates(other, slow, metrics)
+
+
+def test_the_front_of_a_studys_trials_pairs_their_dice_as_the_front_of_its_points(tmp_path):
+    """``front_trials`` (the progress line, the summary, early stopping) is ``front(study_points)``: the
+    slower model's gain on every image is no tie there either, though within both intervals."""
+    hard = np.random.default_rng(0).uniform(0.2, 0.9, 26)
+    better = hard + 0.042 + np.random.default_rng(1).normal(0, 0.02, 26)
+    study = make_study(storage.open_storage(f"sqlite:///{tmp_path / 's.db'}"), "s", [])
+    for scores, latency in ((better, 2.0), (hard, 1.0)):
+        dice = float(scores.mean())
+        study.add_trial(optuna.trial.create_trial(values=[dice, latency, 100.0], user_attrs=attrs(
+            dice, latency, 100.0, dice_per_image=scores.tolist(), dice_ci95=[dice - 0.08, dice + 0.08])))
+    members = front.front_trials(study.get_trials(deepcopy=False), front.objective_names(study), study.study_name)
+    assert [t.number for t in members] == [p.number for p in front.front(front.study_points(study))] == [0, 1]
 
 
 def test_paired_differences_nobody_can_see_are_still_ties():
