@@ -69,14 +69,32 @@ class History:
         return {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "checkpoint"}
 
 
+@dataclasses.dataclass(eq=False)
+class Live:
+    """A run's models, still in the process that trained them (never stored): the training form
+    compiled with its optimizer, and the native form it was copied into. A stage that goes on in
+    them skips the build and the new trace of the train step (seconds a stage: RESULTS.md)."""
+
+    model: object
+    horizon: int
+    teacher: object = None
+    native: object = None  # set by fit_candidate once the weights are copied in
+
+    def fits(self, horizon: int, teacher) -> bool:
+        """Whether a stage on this ``horizon`` with this ``teacher`` trains what this model was compiled for."""
+        return self.horizon == horizon and self.teacher is teacher
+
+
 @dataclasses.dataclass
 class Checkpoint:
     """Where a training run stopped: the weights of the model it trained (in its training form),
-    the optimizer's state (its step count first) and the epochs done. Bytes for the result store."""
+    the optimizer's state (its step count first) and the epochs done. Bytes for the result store;
+    in the process that trained it, also its :class:`Live` models."""
 
     weights: list[np.ndarray]
     optimizer: list[np.ndarray]
     epochs: int
+    live: Live | None = dataclasses.field(default=None, repr=False)
 
     def to_bytes(self) -> bytes:
         import io
@@ -135,7 +153,6 @@ def train(
     if batch_size < 1:
         raise ValueError(f"batch_size: must be at least 1, got {batch_size}")
     if resume is not None:
-        model.set_weights(resume.weights)
         first_epoch = resume.epochs
     if horizon is not None and horizon < first_epoch + epochs:
         raise ValueError(f"horizon: the schedule's {horizon} epochs end before epoch {first_epoch + epochs}")
@@ -143,29 +160,37 @@ def train(
     keras.utils.set_random_seed(seed)
     set_batchnorm_momentum(model, BATCHNORM_MOMENTUM)
     steps_per_epoch = math.ceil(len(data.train_images) / batch_size)
-    masks, loss = data.train_masks, bce_dice_loss
+    masks = data.train_masks
     if teacher is not None:
         from evaluators.distill import with_targets
 
-        masks, loss = with_targets(data.train_masks, teacher.targets), teacher.loss()
+        masks = with_targets(data.train_masks, teacher.targets)
     dataset = training_dataset(data.train_images, masks, batch_size, seed, epochs, first_epoch)
-    # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
-    # time than with the new optimizer (seconds per trial for a small model), same results.
-    steps = (horizon or epochs) * steps_per_epoch
-    optimizer = keras.optimizers.legacy.Adam(learning_rate_schedule(learning_rate, schedule, steps))
-    # Slots made now, not inside the first traced step: a tf.function that creates variables is
-    # traced twice, and one trace of a U-Net's train step costs seconds.
-    optimizer._create_all_weights(model.trainable_variables)
-    if resume is not None:
-        optimizer.set_weights(resume.optimizer)  # the step count first: the schedule goes on from it
-    model.compile(optimizer=optimizer, loss=loss)
+    live = resume.live if resume is not None else None
+    if live is None or live.model is not model or not live.fits(horizon or epochs, teacher):
+        _compile(model, learning_rate_schedule(learning_rate, schedule, (horizon or epochs) * steps_per_epoch), teacher)
+    if resume is not None:  # into the live model too: a twin's conversion may have set other weights since
+        model.set_weights(resume.weights)
+        model.optimizer.set_weights(resume.optimizer)  # the step count first: the schedule goes on from it
     history = History()
     monitor = _monitor_class()(data, callback, history, first_epoch, batch_size)
     start = time.perf_counter()
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[*keras_callbacks, monitor])
     history.seconds = time.perf_counter() - start
-    history.checkpoint = Checkpoint(model.get_weights(), optimizer.get_weights(), first_epoch + history.epochs)
+    live = Live(model, horizon or epochs, teacher)
+    history.checkpoint = Checkpoint(model.get_weights(), model.optimizer.get_weights(), first_epoch + history.epochs, live)
     return history
+
+
+def _compile(model, learning_rate, teacher) -> None:
+    keras = _tf.keras()
+    # The legacy Adam applies one fused op per variable: tracing the train step takes 2-3x less
+    # time than with the new optimizer (seconds per trial for a small model), same results.
+    optimizer = keras.optimizers.legacy.Adam(learning_rate)
+    # Slots made now, not inside the first traced step: a tf.function that creates variables is
+    # traced twice, and one trace of a U-Net's train step costs seconds.
+    optimizer._create_all_weights(model.trainable_variables)
+    model.compile(optimizer=optimizer, loss=bce_dice_loss if teacher is None else teacher.loss())
 
 
 def learning_rate_schedule(peak: float, schedule: str, steps: int):
@@ -292,7 +317,8 @@ def fit_candidate(
 
     ``horizon`` and ``resume`` (see :func:`train`) let a float candidate train in stages, each
     going on from the ``history.checkpoint`` of the one before: ``epochs`` are then the epochs of
-    this stage. Pruning and quantization-aware training change the model between phases and are
+    this stage; a checkpoint made in this process goes on in its :class:`Live` models (no build, no
+    new trace). Pruning and quantization-aware training change the model between phases and are
     trained in one run (:func:`resumable`). ``teacher`` (:class:`evaluators.distill.Teacher`)
     distils a trained model into the candidate.
 
@@ -302,6 +328,7 @@ def fit_candidate(
     (applied or not), ``qat_unannotated`` (layers left in float), ``qat_note``, ``sparsity_target``,
     ``sparsity`` (zeros among the kernels of the returned model), ``xnnpack_policy`` and
     ``xnnpack_policy_reason``, ``transfer_max_diff`` (masked vs native outputs on a few images),
+    ``resumed_live`` (a stage that went on in the live models),
     ``seconds`` (all of it: building, training, transfer).
     """
     from space.model import build
@@ -319,8 +346,12 @@ def fit_candidate(
         info["qat_note"] = "one epoch is spent on pruning; no epoch left for QAT (int8 PTQ instead)"
     if (horizon or resume) and not resumable(spec):
         raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
-    model = build(spec, grouped=form, seed=seed)
     data, teacher = _at_input_size(data, teacher, spec.input_size)
+    live = resume.live if resume is not None and resume.live is not None else None
+    live = live if live is not None and live.fits(horizon or epochs, teacher) else None
+    model = live.model if live is not None else build(spec, grouped=form, seed=seed)
+    if resume is not None:
+        info["resumed_live"] = live is not None
     options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule,
                    teacher=teacher)
     history = History()
@@ -330,7 +361,9 @@ def fit_candidate(
         info["qat_note"] = "training stopped early; no QAT (int8 PTQ instead)"
     elif qat_epochs:
         model = _qat_phase(model, spec, data, qat_epochs, history, info, options)
-    native = _native(model, spec, seed, data, info)
+    native = _native(model, spec, seed, data, info, live.native if live is not None else None)
+    if history.checkpoint is not None and history.checkpoint.live is not None:
+        history.checkpoint.live.native = native
     from evaluators import compress
 
     info["sparsity"] = compress.sparsity(native)
@@ -382,15 +415,16 @@ def _qat_phase(model, spec, data, epochs, history, info, options):
     return model
 
 
-def _native(model, spec, seed, data, info):
-    """The model in native form (grouped Conv2D), checked to compute what the trained one does."""
+def _native(model, spec, seed, data, info, native=None):
+    """The model in native form (grouped Conv2D), checked to compute what the trained one does;
+    ``native``: the one an earlier stage of the run copied into (no new build)."""
     if info["training_form"] == "native":
         return model
     from evaluators import compress
     from evaluators.accuracy import predict_keras
     from space.model import build, transfer_weights
 
-    native = build(spec, grouped="native", seed=seed)
+    native = native if native is not None and not info["qat"] else build(spec, grouped="native", seed=seed)
     if info["qat"]:
         native, _ = compress.quantize(native)
         compress.transfer_qat_weights(model, native)

@@ -29,7 +29,9 @@ class TrainedModels:
     Post-training quantization does not change training: a spec that differs from an earlier one
     only in its PTQ settings (the presets ``unet`` and ``unet-int8``, or the sampler proposing one
     architecture with another quant mode) is converted from the same trained model instead of
-    being trained again with the same seed to the same weights.
+    being trained again with the same seed to the same weights. With rungs, a promotion goes on
+    training in the models its parent's training left here (``evaluators.train.Live``), so an
+    entry keeps its weights apart and puts them back into the model when it is asked for.
     """
 
     def __init__(self, size: int = 8):
@@ -43,12 +45,15 @@ class TrainedModels:
     def get(self, spec, rung: int = 0):
         """``(pipeline.Trained, trial number)`` of an earlier training of ``spec`` to ``rung``, or None."""
         key = self.key(spec, rung)
-        if key in self.entries:
-            self.entries.move_to_end(key)
-        return self.entries.get(key)
+        if key not in self.entries:
+            return None
+        self.entries.move_to_end(key)
+        trained, number, weights = self.entries[key]
+        trained.model.set_weights(weights)  # a later stage may have trained the same model on
+        return trained, number
 
     def put(self, spec, trained, number: int, rung: int = 0) -> None:
-        self.entries[self.key(spec, rung)] = (trained, number)
+        self.entries[self.key(spec, rung)] = (trained, number, trained.model.get_weights())
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
 
@@ -166,7 +171,7 @@ def _stage(trial, spec, context) -> dict:
     """How far ``trial`` trains: ``--epochs`` in one run; with rungs, the epochs of its rung, on the
     last rung's schedule, from its parent's checkpoint (from scratch when there is none, or when
     the spec cannot train in stages: pruning, int8-qat)."""
-    from evaluators.train import Checkpoint, resumable
+    from evaluators.train import resumable
 
     rungs = context.config.rung_plan
     if rungs is None:
@@ -174,12 +179,25 @@ def _stage(trial, spec, context) -> dict:
     rung = trial.user_attrs.get("rung", 0)
     if not resumable(spec):
         return dict(epochs=rungs.epochs[rung])
-    parent = trial.user_attrs.get("parent_id")
-    saved = context.store.checkpoint(parent) if parent is not None else None
-    if saved is None:
+    checkpoint = _parent_checkpoint(trial, spec, context)
+    if checkpoint is None:
         return dict(epochs=rungs.epochs[rung], horizon=rungs.horizon)
-    checkpoint = Checkpoint.from_bytes(saved)
     return dict(epochs=rungs.epochs[rung] - checkpoint.epochs, horizon=rungs.horizon, resume=checkpoint)
+
+
+def _parent_checkpoint(trial, spec, context):
+    """Where the parent's training stopped: in this worker's memory when it trained it (its live
+    models come along: no rebuild, no new trace), else from the store; ``None`` without a parent."""
+    from evaluators.train import Checkpoint
+
+    parent = trial.user_attrs.get("parent_id")
+    if parent is None:
+        return None
+    earlier = context.trained.get(spec, trial.user_attrs["rung"] - 1)
+    if earlier is not None and earlier[0].history.checkpoint is not None:
+        return earlier[0].history.checkpoint
+    saved = context.store.checkpoint(parent)
+    return Checkpoint.from_bytes(saved) if saved is not None else None
 
 
 def _keep_checkpoint(trial, spec, context, trained) -> None:

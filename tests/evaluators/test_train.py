@@ -146,13 +146,35 @@ def test_training_in_stages_ends_where_one_run_ends(data):
         train(build(tiny(width=4), seed=0), data, epochs=3, batch_size=8, horizon=4, resume=checkpoint)
 
 
+def test_a_stage_goes_on_in_the_live_model_without_a_new_trace_and_ends_where_one_run_ends(data):
+    """In the process that trained it, a checkpoint trains on in its compiled model: the train step
+    is not traced again, and weights set into the model in between (a twin's conversion) are put back."""
+    whole = build(tiny(width=4), seed=0)
+    one_run = train(whole, data, epochs=4, batch_size=8, seed=2)
+    staged = build(tiny(width=4), seed=0)
+    first = train(staged, data, epochs=2, batch_size=8, seed=2, horizon=4)
+    step = staged.train_function
+    assert first.checkpoint.live.model is staged
+    staged.set_weights([np.zeros_like(w) for w in staged.get_weights()])
+    second = train(first.checkpoint.live.model, data, epochs=2, batch_size=8, seed=2, horizon=4, resume=first.checkpoint)
+    assert staged.train_function is step and step.experimental_get_tracing_count() == 1
+    assert second.val_dice[-1] == pytest.approx(one_run.val_dice[-1], abs=1e-3)
+    for a, b in zip(staged.get_weights(), whole.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert Checkpoint.from_bytes(second.checkpoint.to_bytes()).live is None  # the store keeps arrays only
+
+
 @pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_fit_candidate_trains_grouped_specs_in_stages(data):
     spec = tiny("group", groups=2)
     model, first, _ = fit_candidate(spec, data, 1, batch_size=8, seed=0, horizon=3)
-    model, second, _ = fit_candidate(spec, data, 2, batch_size=8, seed=0, horizon=3, resume=first.checkpoint)
+    stored = Checkpoint.from_bytes(first.checkpoint.to_bytes())
+    again, second, info = fit_candidate(spec, data, 2, batch_size=8, seed=0, horizon=3, resume=first.checkpoint)
+    _, from_store, _ = fit_candidate(spec, data, 2, batch_size=8, seed=0, horizon=3, resume=stored)
     plain, whole, _ = fit_candidate(spec, data, 3, batch_size=8, seed=0)
+    assert info["resumed_live"] and again is model  # the same native model, the new weights copied in
     assert first.val_dice + second.val_dice == pytest.approx(whole.val_dice, abs=2e-3)
+    assert second.val_dice == pytest.approx(from_store.val_dice, abs=1e-6)
     with pytest.raises(ValueError, match="cannot be trained in stages"):
         fit_candidate(tiny(quant=QuantSpec("int8-qat")), data, 1, horizon=3)
 

@@ -94,6 +94,7 @@ def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp
             parent = by_number[child.user_attrs["parent"]]
             assert child.params == parent.params and child.user_attrs["summary"] == parent.user_attrs["summary"]
             assert child.user_attrs["resumed_at_epoch"] == 1 and len(child.user_attrs["dice_history"]) == 1
+            assert child.user_attrs["training"]["resumed_live"]  # one worker: it trained the parent itself
             assert store.checkpoint(parent._trial_id) is None  # dropped once the promotion trained on
         kept = [t for t in trials if "rung" not in t.user_attrs and t.number not in {c.user_attrs["parent"] for c in promoted}]
         assert all(store.checkpoint(t._trial_id) is not None for t in kept)  # may still be promoted on continue
