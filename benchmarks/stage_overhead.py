@@ -7,14 +7,18 @@ live models, against one run.
 For each architecture, three trainings to the last stage's epochs, one after another (a slow spell
 of the machine hits all three alike): one run; the stages each from the stored checkpoint bytes
 (a fresh build, compile and trace each stage, as another worker or a restarted search does); the
-stages in the live models (what the worker that trained the parent does). Prints training seconds
-(wall and this process's CPU) and the set-up a stage adds, ``(staged - one run) / (stages - 1)``,
-and each run's last validation Dice (the three must agree: a stage changes when, not what).
+stages in the live models (what the worker that trained the parent does). ``--repeats`` rounds of
+all of them. Prints, as medians over the rounds: training seconds (wall and this process's CPU), and
+the set-up of a later stage, from epoch times: the seconds from a stage's start to the end of its
+first epoch less the median epoch of the run (two neighbouring figures, so a busy machine moves it
+less than it moves the totals); and each run's last validation Dice (the three must agree: a stage
+changes when, not what).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +38,7 @@ def main(argv=None) -> None:
     parser.add_argument("--stages", default="2,6,18")
     parser.add_argument("--archs", default="unet:16,depthwise:8,group:8,fire:8")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     from benchmarks._searches import host_line
     from evaluators.data import load_dataset
@@ -44,43 +49,55 @@ def main(argv=None) -> None:
                         test_fraction=config.test_fraction)
     stages = [int(e) for e in args.stages.split(",")]
     spec_of("fire:4", args.image_size)  # imports and TensorFlow's first-use costs before any timing
-    train_modes(spec_of("fire:4", args.image_size), data, [1, 2], config.training, "stages live")
+    train_modes(spec_of("fire:4", args.image_size), data, [2, 4], config.training, "stages live")
     print(f"# {Path(args.data).name} at {args.image_size}x{args.image_size}, {len(data.train_images)} training images, "
           f"batch {config.batch_size}, stages {args.stages}; {host_line()}")
-    print("| architecture | mode | train s (wall) | CPU s | set-up a stage, wall s | CPU s | val Dice |")
+    print("| architecture | mode | train s (wall) | CPU s | median epoch s | set-up of a later stage, s | val Dice |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for arch in args.archs.split(","):
         spec = spec_of(arch, args.image_size)
-        rows = {mode: train_modes(spec, data, stages, config.training, mode) for mode in MODES}
-        base = rows["one run"]
-        for mode, row in rows.items():
-            extra = ("", "") if mode == "one run" else tuple(
-                f"{(row[k] - base[k]) / (len(stages) - 1):.1f}" for k in ("wall", "cpu"))
-            print(f"| {arch} | {mode} | {row['wall']:.1f} | {row['cpu']:.1f} | {extra[0]} | {extra[1]} | {row['dice']:.4f} |",
+        rounds = [{mode: train_modes(spec, data, stages, config.training, mode) for mode in MODES} for _ in range(args.repeats)]
+        for mode in MODES:
+            runs = [row[mode] for row in rounds]
+            def median(key):
+                return statistics.median(run[key] for run in runs)
+            setup = "" if mode == "one run" else f"{median('setup'):.1f}"
+            dice = ", ".join(sorted({f"{run['dice']:.4f}" for run in runs}))
+            print(f"| {arch} | {mode} | {median('wall'):.1f} | {median('cpu'):.1f} | {median('epoch'):.2f} | {setup} | {dice} |",
                   flush=True)
 
 
 def train_modes(spec, data, stages: list[int], training: dict, mode: str) -> dict:
-    """Train ``spec`` to ``stages[-1]`` epochs as ``mode`` says; wall and CPU seconds, last Dice."""
+    """Train ``spec`` to ``stages[-1]`` epochs as ``mode`` says: wall and CPU seconds, the median
+    epoch, the mean set-up of the stages after the first, the last Dice."""
     from evaluators.train import Checkpoint
     from search.pipeline import Stopwatch, train
     from space import _tf
 
     _tf.keras().backend.clear_session()  # as the worker does between trials
     clock, wall, cpu = Stopwatch(), time.perf_counter(), time.process_time()
+    ends: list[float] = []  # each epoch's end
+    starts: list[float] = []  # each stage's start
+    record = lambda epoch, dice: ends.append(time.perf_counter())  # noqa: E731
     if mode == "one run":
-        trained = train(spec, data, stages[-1], training, clock)
+        starts.append(time.perf_counter())
+        trained = train(spec, data, stages[-1], training, clock, record)
     else:
         trained, done = None, 0
         for end in stages:
             resume = trained and trained.history.checkpoint
             if resume and mode == "stages from the store":
                 resume = Checkpoint.from_bytes(resume.to_bytes())
-            trained = train(spec, data, end - done, training, clock, horizon=stages[-1], resume=resume)
+            starts.append(time.perf_counter())
+            trained = train(spec, data, end - done, training, clock, record, horizon=stages[-1], resume=resume)
             _tf.keras().backend.clear_session()
             done = end
-    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-            "dice": float(trained.history.val_dice[-1])}
+    firsts = [0] + [stages[k] for k in range(len(stages) - 1)] if mode != "one run" else [0]
+    steady = [ends[i] - ends[i - 1] for i in range(1, len(ends)) if i not in firsts]
+    epoch = statistics.median(steady) if steady else 0.0  # stages of one epoch each leave none steady
+    setups = [ends[first] - start - epoch for first, start in zip(firsts, starts)][1:]
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "epoch": epoch,
+            "setup": statistics.mean(setups) if setups else 0.0, "dice": float(trained.history.val_dice[-1])}
 
 
 if __name__ == "__main__":
