@@ -83,9 +83,11 @@ def child_attrs(parent: TrialPoint) -> dict:
             "candidate": parent.attrs.get("candidate", parent.number)}
 
 
-def claim_promotion(study, config) -> int | None:
+def claim_promotion(study, config, trained_here=frozenset()) -> int | None:
     """Under the storage-wide lock, make the first due promotion of ``study`` a RUNNING trial for the
-    calling worker (with its parent's parameters) and return its id; ``None`` when none is due."""
+    calling worker (with its parent's parameters) and return its id; ``None`` when none is due.
+    The first due one whose parent the worker trained itself (trial numbers ``trained_here``) comes
+    before the others: it trains on in the worker's live models, without a rebuild or a new trace."""
     rungs = config.rung_plan
     if rungs is None:
         return None
@@ -97,5 +99,6 @@ def claim_promotion(study, config) -> int | None:
         due = promotions(study_points(study), rungs, config.objectives)
         if not due:
             return None
-        parent = study._storage.get_trial(due[0].trial_id)
-        return create_running_trial(study, parent.params, parent.distributions, child_attrs(due[0]))
+        chosen = next((p for p in due if p.number in trained_here), due[0])
+        parent = study._storage.get_trial(chosen.trial_id)
+        return create_running_trial(study, parent.params, parent.distributions, child_attrs(chosen))

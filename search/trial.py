@@ -42,18 +42,24 @@ class TrainedModels:
     def key(spec, rung: int = 0) -> str:
         return f"{rung}:" + spec.replace(quant=spec.quant.for_training).to_json()
 
-    def get(self, spec, rung: int = 0):
-        """``(pipeline.Trained, trial number)`` of an earlier training of ``spec`` to ``rung``, or None."""
+    def get(self, spec, rung: int = 0, user: int | None = None):
+        """``(pipeline.Trained, trial number)`` of an earlier training of ``spec`` to ``rung``, or None;
+        ``user``: the trial number that takes it (see :meth:`numbers`)."""
         key = self.key(spec, rung)
         if key not in self.entries:
             return None
         self.entries.move_to_end(key)
-        trained, number, weights = self.entries[key]
+        trained, number, weights, users = self.entries[key]
         trained.model.set_weights(weights)  # a later stage may have trained the same model on
+        users.update(() if user is None else (user,))
         return trained, number
 
+    def numbers(self) -> set[int]:
+        """The trials whose trainings these are, or that took one of them (an int8 twin)."""
+        return set().union(*(users for *_, users in self.entries.values()))
+
     def put(self, spec, trained, number: int, rung: int = 0) -> None:
-        self.entries[self.key(spec, rung)] = (trained, number, trained.model.get_weights())
+        self.entries[self.key(spec, rung)] = (trained, number, trained.model.get_weights(), {number})
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
 
@@ -154,7 +160,7 @@ def _check_before_training(trial, untrained: Untrained, config: SearchConfig):
 def _train(trial, spec, context, clock, judge) -> pipeline.Trained:
     """An earlier training of the same spec to the same rung (one that differs only in PTQ), or a new one."""
     rung = trial.user_attrs.get("rung", 0)
-    earlier = context.trained.get(spec, rung)
+    earlier = context.trained.get(spec, rung, trial.number)
     if earlier is not None:
         trained, number = earlier
         _set(trial, dice_history=[round(float(dice), 4) for dice in trained.history.val_dice],

@@ -44,7 +44,7 @@ def run_worker(config, data_path: str, index: int, deadline: float | None = None
     drift = _drift_watch(study, config, context)
     while deadline is None or time.time() < deadline:
         fail_stale_trials(study)
-        trial_id = claim_promotion(study, config) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
+        trial_id = claim_promotion(study, config, context.trained.numbers()) or pop_waiting_trial_id(study)  # promotions first, as in ASHA
         if trial_id is None:
             if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 return

@@ -47,3 +47,25 @@ def test_a_spec_that_differs_only_in_ptq_reuses_the_trained_model(tmp_path, rung
     with ResultStore(url, create=False) as store:
         kept = [store.checkpoint(trial._trial_id) is not None for trial in (first, second)]
     assert kept == [bool(rungs)] * 2
+    assert context.trained.numbers() == {first.number, second.number}  # the twin's promotion is this worker's too
+
+
+def test_a_kept_training_puts_its_weights_back_when_a_later_stage_trained_the_model_on():
+    """A promotion trains on in the same model object (``evaluators.train.Live``): the rung below
+    must still convert with its own weights when a twin asks for it afterwards."""
+    import numpy as np
+
+    from search.pipeline import Trained
+    from search.trial import TrainedModels
+    from space.model import build
+
+    spec = uniform("standard", depth=3, base_width=4, input_size=32)
+    model = build(spec, seed=0)
+    kept = TrainedModels()
+    kept.put(spec, Trained(model, None, {}), number=3, rung=0)
+    before = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1.0 for w in before])  # the promotion's epochs
+    trained, number = kept.get(spec.replace(quant=QuantSpec("int8")), rung=0, user=4)
+    assert number == 3 and trained.model is model and kept.numbers() == {3, 4}
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    assert kept.get(spec, rung=1) is None

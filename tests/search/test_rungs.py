@@ -143,3 +143,25 @@ def test_a_teacher_that_is_not_stored_is_refused_before_a_study_is_made(tmp_path
     missing = run_cli("start", "--budget", "1", "--study", "s", "--distill", "trial:3@nosuch", *TINY_SEARCH, cwd=tmp_path)
     assert missing.returncode == 2 and "--distill trial:3@nosuch: no study 'nosuch' in this storage" in missing.stderr
     assert missing.stderr.strip().count("\n") == 0 and not (tmp_path / "studies.db").exists()  # nothing left behind
+
+
+def test_a_worker_claims_the_promotion_of_a_parent_it_trained_first_and_each_promotion_once(tmp_path):
+    """6 candidates at rung 0, eta 3: #0 and #1 are due, #0 first; a worker that trained #1 takes
+    #1 (it trains on in that worker's live models); the next claim takes #0; then none is due."""
+    import optuna
+
+    from search.config import SearchConfig
+    from search.rungs import claim_promotion
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="s", storage=url, directions=["maximize", "minimize", "minimize"])
+    width = optuna.distributions.IntDistribution(4, 16)
+    for number, (dice, latency) in enumerate([(0.9, 5.0), (0.8, 1.0), (0.5, 6.0), (0.4, 7.0), (0.3, 8.0), (0.2, 9.0)]):
+        study.add_trial(optuna.trial.create_trial(values=[dice, latency, 100.0], params={"width": 8 + number},
+                                                  distributions={"width": width}, user_attrs={"rung": 0}))
+    config = SearchConfig(storage=url, study="s", rungs=(1, 3), eta=3)
+    claimed = [claim_promotion(study, config, trained_here={1}), claim_promotion(study, config, trained_here={1}),
+               claim_promotion(study, config)]
+    children = [study._storage.get_trial(trial_id) for trial_id in claimed[:2]]
+    assert [c.user_attrs["parent"] for c in children] == [1, 0] and claimed[2] is None
+    assert children[0].params == {"width": 9} and children[0].state == optuna.trial.TrialState.RUNNING
