@@ -48,8 +48,7 @@ def main(argv=None) -> None:
     data = load_dataset(args.data, args.image_size, 3, args.seed, config.val_fraction, args.data_limit,
                         test_fraction=config.test_fraction)
     stages = [int(e) for e in args.stages.split(",")]
-    spec_of("fire:4", args.image_size)  # imports and TensorFlow's first-use costs before any timing
-    train_modes(spec_of("fire:4", args.image_size), data, [2, 4], config.training, "stages live")
+    train_modes(spec_of("fire:4", args.image_size), data, [2, 4], config.training, "stages live")  # first-use costs
     print(f"# {Path(args.data).name} at {args.image_size}x{args.image_size}, {len(data.train_images)} training images, "
           f"batch {config.batch_size}, stages {args.stages}; {host_line()}")
     print("| architecture | mode | train s (wall) | CPU s | median epoch s | set-up of a later stage, s | val Dice |")

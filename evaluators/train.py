@@ -177,8 +177,8 @@ def train(
     start = time.perf_counter()
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[*keras_callbacks, monitor])
     history.seconds = time.perf_counter() - start
-    live = Live(model, horizon or epochs, teacher)
-    history.checkpoint = Checkpoint(model.get_weights(), model.optimizer.get_weights(), first_epoch + history.epochs, live)
+    history.checkpoint = Checkpoint(model.get_weights(), model.optimizer.get_weights(), first_epoch + history.epochs,
+                                    Live(model, horizon or epochs, teacher))
     return history
 
 
@@ -347,8 +347,7 @@ def fit_candidate(
     if (horizon or resume) and not resumable(spec):
         raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
     data, teacher = _at_input_size(data, teacher, spec.input_size)
-    live = resume.live if resume is not None and resume.live is not None else None
-    live = live if live is not None and live.fits(horizon or epochs, teacher) else None
+    live = resume.live if resume is not None and resume.live and resume.live.fits(horizon or epochs, teacher) else None
     model = live.model if live is not None else build(spec, grouped=form, seed=seed)
     if resume is not None:
         info["resumed_live"] = live is not None

@@ -51,7 +51,8 @@ class TrainedModels:
         self.entries.move_to_end(key)
         trained, number, weights, users = self.entries[key]
         trained.model.set_weights(weights)  # a later stage may have trained the same model on
-        users.update(() if user is None else (user,))
+        if user is not None:
+            users.add(user)
         return trained, number
 
     def numbers(self) -> set[int]:
