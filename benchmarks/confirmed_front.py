@@ -2,7 +2,8 @@
 on held-out test images?
 
     python benchmarks/confirmed_front.py --data ../shared/datasets/dsb2018_nuclei \\
-        [--image-size 128] [--budget 50] [--search-epochs 6] [--epochs 24] [--seeds 3] [--workers 1]
+        [--image-size 128] [--budget 50] [--search-epochs 6] [--epochs 24] [--seeds 3] [--workers 1] \\
+        [--search-input-size 64,96,128]
 
 A search (``search start``), then ``search confirm --front --seeds S`` on the same study, both
 through the real command line; each resumes by itself, so running the script again continues
@@ -40,6 +41,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=24, help="epochs per confirming run")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--data-limit", type=int)
+    parser.add_argument("--search-input-size", metavar="N,N", help="search the input resolution too (search start's option)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--latency-clock", default="cpu", choices=("wall", "cpu"),
                         help="cpu (default here): one thread's CPU time, steady while other work shares the machine")
@@ -63,16 +65,18 @@ def main(argv=None) -> None:
 
 def _name(args) -> str:
     limit = f"-n{args.data_limit}" if args.data_limit else ""
-    return (f"confirmed-{Path(args.data).name}-{args.image_size}-b{args.budget}-e{args.search_epochs}{limit}"
+    sizes = f"-in{args.search_input_size.replace(',', '.')}" if args.search_input_size else ""
+    return (f"confirmed-{Path(args.data).name}-{args.image_size}-b{args.budget}-e{args.search_epochs}{limit}{sizes}"
             f"-s{args.seed}")
 
 
 def _search(args, storage: str, name: str) -> None:
     data = args.data if args.data == "synthetic" else str(Path(args.data).resolve())
     limit = ("--data-limit", args.data_limit) if args.data_limit else ()
+    sizes = ("--search-input-size", args.search_input_size) if args.search_input_size else ()
     _cli("start", "--storage", storage, "--study", name, "--data", data, "--image-size", args.image_size,
          "--budget", args.budget, "--epochs", args.search_epochs, "--threads", args.threads,
-         "--latency-clock", args.latency_clock, "--seed", args.seed, "--quiet", *limit)
+         "--latency-clock", args.latency_clock, "--seed", args.seed, "--quiet", *limit, *sizes)
 
 
 def _cli(*arguments) -> None:
@@ -103,8 +107,10 @@ def summarise(storage: str, name: str) -> dict:
 
 
 def _row(item) -> dict:
-    return {"trial": item.number, "summary": item.summary, "epochs": item.epochs, "seeds": list(item.seeds),
+    return {"trial": item.number, "summary": item.summary, "input_size": item.runs[0]["spec"]["input_size"],
+            "epochs": item.epochs, "seeds": list(item.seeds),
             "search_dice": item.search.values.get("dice") if item.search else None,
+            "search_latency_ms": item.search.values.get("latency_ms") if item.search else None,
             "test_dice": item.mean("test_dice"), "test_dice_std": item.std("test_dice"),
             "val_dice": item.mean("dice"), "val_dice_std": item.std("dice"),
             "latency_ms": item.mean("latency_ms"), "latency_ms_std": item.std("latency_ms"), "size_kb": item.mean("size_kb")}
@@ -125,13 +131,14 @@ def render(summary: dict) -> str:
         return "-" if row.get(key) is None else f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
 
     lines = [f"## Confirmed front of {summary['study']}", "",
-             "| | trial | summary | search Dice | test Dice | val Dice | latency ms | size KB | seeds |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| | trial | summary | input | search Dice | test Dice | val Dice | latency ms (search) | size KB | seeds |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     rows = [*summary["front"], *([{**summary["unet"], "trial": "unet"}] if summary["unet"] else [])]
     for row in rows:
         search = "-" if row.get("search_dice") is None else f"{row['search_dice']:.3f}"
-        lines.append(f"| {'*' if row.get('on_confirmed_front') else ''} | {row['trial']} | {row['summary'].replace('|', chr(92) + '|')} | {search} | "
-                     f"{dice(row, 'test_dice')} | {dice(row, 'val_dice')} | {row['latency_ms']:.2f} | "
+        timed = "" if row.get("search_latency_ms") is None else f" ({row['search_latency_ms']:.2f})"
+        lines.append(f"| {'*' if row.get('on_confirmed_front') else ''} | {row['trial']} | {row['summary'].replace('|', chr(92) + '|')} | "
+                     f"{row['input_size']} | {search} | {dice(row, 'test_dice')} | {dice(row, 'val_dice')} | {row['latency_ms']:.2f}{timed} | "
                      f"{row['size_kb']:.0f} | {len(row['seeds'])} |")
     lines.append("")
     for fraction, best in summary["best_at_fraction_of_unet"].items():
