@@ -216,8 +216,9 @@ class CandidateSpec:
 
     @property
     def summary(self) -> str:
-        """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 int8`` (``w16 resize/add int8``
-        when the decoder is not the original transpose/concat)."""
+        """One line for logs and tables: ``std,std,grp4-d2|grp4 w16 128px int8`` (``w16 128px resize/add
+        int8`` when the decoder is not the original transpose/concat). The input size is there because
+        ``--search-input-size`` makes it a choice."""
         enc = ",".join(s.label for s in self.encoder)
         dec = ",".join(s.label for s in self.decoder)
         body = f"{enc}|{self.bottleneck.label}" + ("" if self.decoder == self.encoder else f"|{dec}")
@@ -225,7 +226,7 @@ class CandidateSpec:
         extra = f" sp{self.sparsity:g}" if self.sparsity else ""
         extra += f" keep{self.channel_keep:g}" if self.channel_keep < OFF else ""
         extra += f" rank{self.rank_fraction:g}" if self.rank_fraction < OFF else ""
-        return f"{body} w{self.base_width}{decoder} {self.quant.label}{extra}"
+        return f"{body} w{self.base_width} {self.input_size}px{decoder} {self.quant.label}{extra}"
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from studies.front import TrialPoint, candidates, dominates, front, knee, metrics_for
+from studies.front import TrialPoint, candidates, front, knee, metrics_for
 from studies.metrics import ALIASES, CHOICES, IDEAL, METRICS, SHORT, limit_name, metric_name, sign
 
 NAMED_RULES = {"knee": "knee", "max-dice": "max:dice", "min-latency": "min:latency", "min-size": "min:size"}
@@ -108,21 +108,25 @@ def hypervolume_history(
     metrics: Iterable[str] | None = None,
     reference: dict[str, float] | None = None,
 ) -> list[tuple[int, float]]:
-    """``[(trial number, hypervolume of the candidates up to it)]`` for every finished trial, in number order.
+    """``[(trial number, hypervolume of the trials up to it)]`` for every finished trial, in number order.
 
-    One reference for the whole history (default: :func:`default_reference` of all points), so
-    the curve never goes down.
+    Each value is :func:`hypervolume` of the trials so far, on the one front (a candidate's highest
+    rung, near-ties decided as :func:`studies.front.front` decides them), so the last value is the
+    study's hypervolume. One reference for the whole history (default: :func:`default_reference`
+    of all points), so the values compare: the curve rises with each candidate that widens the
+    front and can dip, a little, when a promotion supersedes a lower rung that scored better or a
+    near-tie takes a member's place.
     """
     points = sorted(points, key=lambda p: p.number)
     names = metrics_for(points, metrics)
     reference = _reference(points, names, reference)
-    history, current, value = [], [], 0.0
+    history, finished, value = [], [], 0.0
     for point in points:
         if point.state not in ("COMPLETE", "PRUNED", "FAIL"):
             continue
-        if candidates([point], names) and not any(dominates(q, point, names) for q in current):
-            current = [q for q in current if not dominates(point, q, names)] + [point]
-            value = hypervolume(current, names, reference)
+        finished.append(point)
+        if candidates([point], names):
+            value = hypervolume(finished, names, reference)
         history.append((point.number, value))
     return history
 

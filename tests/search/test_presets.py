@@ -89,4 +89,4 @@ def test_presets_are_enqueued_with_parameters_and_the_study_records_them(tmp_pat
     assert done.params == {key: value for key, value in params_of(preset("unet", 32), config.space).items()
                            if key in done.distributions}
     assert {"depth", "base_width", "quant", "enc0_kind", "bottleneck_kind"} <= set(done.params)
-    assert done.user_attrs["summary"] == "std,std,std,std|std w16 float32"
+    assert done.user_attrs["summary"] == "std,std,std,std|std w16 32px float32"

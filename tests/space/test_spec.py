@@ -61,7 +61,7 @@ def test_summary_and_kinds():
         decoder=(StageSpec(), StageSpec("group", 4, 2), StageSpec()),
         base_width=8, input_size=32, quant=QuantSpec("int8"),
     )
-    assert spec.summary == "std,grp4-d2,std|fire w8 int8"
+    assert spec.summary == "std,grp4-d2,std|fire w8 32px int8"
     assert spec.kinds == ("fire", "group", "standard")
     assert [name for name, _, _ in spec.stages()] == [
         "encoder[0]", "encoder[1]", "encoder[2]", "bottleneck", "decoder[2]", "decoder[1]", "decoder[0]"]
@@ -96,4 +96,4 @@ def test_json_round_trip_keeps_every_new_choice():
     assert data["encoder"][1] == {"kind": "inverted", "groups": 1, "dilation": 1, "expansion": 6}
     assert data["encoder"][0]["kernel"] == 5 and (data["upsampling"], data["skip_merge"]) == ("resize", "add")
     assert CandidateSpec.from_json(spec.to_json()) == spec
-    assert spec.summary == "res-k5,inv6,fac-d2|inv2-k5|fac-k5,res,inv4 w8 resize/add float32"
+    assert spec.summary == "res-k5,inv6,fac-d2|inv2-k5|fac-k5,res,inv4 w8 32px resize/add float32"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from studies import front, pareto, storage
@@ -58,6 +60,15 @@ def test_default_reference_and_history_never_decrease():
     assert values == sorted(values) and values[0] > 0
     assert values[-1] == pytest.approx(pareto.hypervolume(POINTS, DL))
     assert values[3] == values[2]  # a dominated trial changes nothing
+
+
+def test_history_ends_at_the_studys_hypervolume_when_a_promotion_supersedes_its_rung():
+    reference = {"dice": 0.0, "latency": 20.0}
+    rung = point(0, 0.80, 10.0)
+    promoted = dataclasses.replace(point(1, 0.70, 10.0), attrs={"parent": 0})  # scored lower at its next rung
+    history = pareto.hypervolume_history([rung, promoted], DL, reference)
+    assert [v for _, v in history] == pytest.approx([0.4, 0.35])  # the candidate's highest rung counts, not its best
+    assert history[-1][1] == pytest.approx(pareto.hypervolume([rung, promoted], DL, reference))
 
 
 def test_knee_is_closest_to_utopia_after_normalising():
