@@ -1,17 +1,21 @@
-"""Single fidelity against rungs and rungs + distillation, at equal wall time.
+"""Single fidelity against rungs and rungs + distillation, and today's space against the enlarged
+one, at equal wall time.
 
     python benchmarks/multifidelity.py --data ../shared/datasets/dsb2018_nuclei --image-size 128 \\
-        --data-limit 128 --minutes 80 --seeds 0,1,2 [--report-only]
+        --data-limit 128 --minutes 80 --seeds 0,1,2 [--methods single,rungs,rungs+distill] [--report-only]
 
 For each method and seed, one study with the presets enqueued, searched until ``--minutes`` of
 wall time are spent (a killed run goes on with the time it has left: the time spent is read from
 the study's trials). Methods: ``single`` (every candidate trains ``--epochs``, the default early
 stopping), ``rungs`` (``--rungs``, eta 3) and ``rungs+distill`` (the same, every candidate learning
-from a unet teacher trained to the last rung). Prints per method, mean and spread over seeds:
+from a unet teacher trained to the last rung); ``enlarged`` (single fidelity in the enlarged space:
+every block kind, kernels 3 and 5, both upsamplings and skip merges, channel pruning and low rank
+after training, input sizes of 1/2, 3/4 and 1 of ``--image-size``; its presets join). Prints per method, mean and spread over seeds:
 hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
 size, Dice 0), candidates evaluated (and how many of them searched, not presets), epochs spent,
-float presets dominated (of 7), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
-unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed). One
+float presets dominated (of 7; 9 with the enlarged space's two), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
+unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed), and
+which choices outside today's space (``space.sampling.SearchSpace()``) the front members use. One
 LiteRT thread, CPU clock.
 """
 
@@ -26,7 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-METHODS = ("single", "rungs", "rungs+distill")
+METHODS = ("single", "rungs", "rungs+distill", "enlarged")
+
+
+def enlarged_space(image_size: int) -> dict:
+    """The ``SearchConfig`` options of the enlarged space: every choice the space holds beyond today's."""
+    from space.blocks import BLOCK_KINDS
+
+    return dict(block_kinds=BLOCK_KINDS, kernels=(3, 5), upsamplings=("transpose", "resize"), skip_merges=("concat", "add"),
+                channel_keeps=(1.0, 0.75, 0.5), rank_fractions=(1.0, 0.5), search_input_size=(image_size // 2, image_size * 3 // 4, image_size))
 
 
 def main(argv=None) -> None:
@@ -36,7 +48,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-limit", type=int)
     parser.add_argument("--minutes", type=float, default=80.0, help="wall time of each method and seed")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(METHODS[:3]), help=f"of {', '.join(METHODS)}")
     parser.add_argument("--epochs", type=int, default=6, help="single fidelity's epochs")
     parser.add_argument("--rungs", default="2,6,18")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -63,12 +75,13 @@ def name(args, method: str, seed: int) -> str:
 def config_of(args, method: str, seed: int):
     from search.config import SearchConfig
 
-    rungs = tuple(int(e) for e in args.rungs.split(",")) if method != "single" else None
+    rungs = tuple(int(e) for e in args.rungs.split(",")) if method.startswith("rungs") else None
+    space = enlarged_space(args.image_size) if method == "enlarged" else {}
     return SearchConfig(
         budget=400, study=name(args, method, seed), storage=storage(args), data=_data(args.data),
         image_size=args.image_size, data_limit=args.data_limit, epochs=args.epochs, batch_size=args.batch_size,
         threads=1, latency_clock="cpu", seed=seed, rungs=rungs, distill="unet" if method.endswith("distill") else None,
-        timeout=None,
+        timeout=None, **space,
     )
 
 
@@ -104,7 +117,23 @@ def _spent(config) -> float:
         return 0.0
 
 
-def figures(points, unet_dice: float | None) -> dict:
+def new_choices(point, image_size: int) -> list[str]:
+    """The choices of ``point``'s spec that today's space (``SearchSpace()``) does not hold."""
+    from space.sampling import SearchSpace
+    from space.spec import CandidateSpec
+
+    today, spec = SearchSpace(), CandidateSpec.from_dict(point.attrs["spec"])
+    used = [stage.kind for _, _, stage in spec.stages() if stage.kind not in today.block_kinds]
+    used += [f"k{stage.kernel}" for _, _, stage in spec.stages() if stage.kernel not in today.kernels]
+    used += [value for value, kept in ((spec.upsampling, today.upsamplings), (spec.skip_merge, today.skip_merges))
+             if value not in kept]
+    used += [f"keep{spec.channel_keep:g}"] * (spec.channel_keep not in today.channel_keeps)
+    used += [f"rank{spec.rank_fraction:g}"] * (spec.rank_fraction not in today.rank_fractions)
+    used += [f"{spec.input_size}px"] * (spec.input_size != image_size)
+    return sorted(set(used))
+
+
+def figures(points, unet_dice: float | None, image_size: int) -> dict:
     """What the report prints of one study (``points`` from ``studies.front.study_points``)."""
     from studies.front import candidates, front, preset_verdicts
 
@@ -122,10 +151,12 @@ def figures(points, unet_dice: float | None) -> dict:
         "searched": sum(1 for p in points if p.complete and "parent" not in p.attrs and not p.preset),
         "epochs": sum(len(p.attrs.get("dice_history", [])) for p in points),
         "float_presets_dominated": sum(verdicts.get(n) is not None for n in verdicts if not n.endswith("-int8")),
+        "float_presets": sum(not n.endswith("-int8") for n in verdicts),
         "unet_int8_dominated": verdicts.get("unet-int8") is not None,
         "unet_dice": unet_dice if unet_dice is not None else unet.values["dice"],
         "best_dice_fifth": best_at(1 / 5), "best_dice_tenth": best_at(1 / 10),
         "unet_latency_ms": unet.values["latency_ms"],
+        "new_choices_on_front": {p.number: new_choices(p, image_size) for p in searched if new_choices(p, image_size)},
     }
 
 
@@ -151,7 +182,7 @@ def report(args, methods, seeds) -> None:
     for (method, seed), points in sorted(studies.items()):
         last_rung_unet = _rung_unet_dice(studies, seed)
         rows[method, seed] = {"hypervolume": hypervolume(points, ("dice", "latency_ms", "size_kb"), reference),
-                              **figures(points, last_rung_unet)}
+                              **figures(points, last_rung_unet, args.image_size)}
     _print(rows, methods, reference, args)
 
 
@@ -165,7 +196,7 @@ def _rung_unet_dice(studies, seed) -> float | None:
 
 
 def _print(rows, methods, reference, args) -> None:
-    keys = ("hypervolume", "candidates", "searched", "epochs", "float_presets_dominated", "best_dice_fifth", "best_dice_tenth", "unet_dice")
+    keys = ("hypervolume", "candidates", "searched", "epochs", "float_presets_dominated", "float_presets", "best_dice_fifth", "best_dice_tenth", "unet_dice")
     lines = [f"reference {reference}", "| method | " + " | ".join(keys) + " | unet-int8 dominated |",
              "| --- " * (len(keys) + 2) + "|"]
     for method in methods:
@@ -174,6 +205,10 @@ def _print(rows, methods, reference, args) -> None:
             continue
         cells = [_mean_spread([row[key] for row in mine]) for key in keys]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {sum(r['unet_int8_dominated'] for r in mine)} of {len(mine)} |")
+    for (method, seed), row in sorted(rows.items()):
+        if row["new_choices_on_front"]:
+            used = ", ".join(f"#{n} {'+'.join(c)}" for n, c in row["new_choices_on_front"].items())
+            lines.append(f"{method} seed {seed}: {len(row['new_choices_on_front'])} front members use new choices: {used}")
     text = "\n".join(lines)
     print(text)
     (args.out / f"{Path(args.data).name}-{args.image_size}.json").write_text(
