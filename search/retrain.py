@@ -30,15 +30,17 @@ from search.native_log import native_stderr_to_log
 from studies.metrics import size_kb
 
 
-def study_config(study) -> SearchConfig:
-    """The configuration the study was made with (``study.user_attrs["config"]``)."""
+def study_config(study, storage: str) -> SearchConfig:
+    """The configuration the study was made with (``study.user_attrs["config"]``), in ``storage``, the
+    database it was opened from: the stored URL is the one ``search start`` was given, which names
+    another file once the database is moved or copied (or, relative, read from another folder)."""
     stored = study.user_attrs.get("config")
     if not isinstance(stored, dict):
         raise ValueError(
             f"study {study.study_name} has no nas-lite configuration (it was not made by 'search start'), "
             "so it cannot be retrained; export it without --retrain-epochs"
         )
-    return SearchConfig.from_stored(stored)
+    return SearchConfig.from_stored(stored).replace(storage=storage)
 
 
 def make_retrain(

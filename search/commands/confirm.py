@@ -35,7 +35,7 @@ def run(args):
     from studies.storage import load_study
 
     study = load_study(args.storage, chosen_study(args))
-    config = study_config(study)
+    config = study_config(study, args.storage)
     subjects = confirm.trial_subjects(study, front=args.front, top=args.top, trials=args.trials)
     plan = confirm.make_plan(study, config, subjects, epochs=args.epochs or 4 * config.epochs, seeds=args.seeds,
                              data_limit=args.data_limit, test_fraction=args.test_fraction)

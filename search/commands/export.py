@@ -94,6 +94,6 @@ def _retrain(args, study):
     from search.retrain import make_retrain, study_config
 
     return make_retrain(
-        study_config(study), args.retrain_epochs, data=args.data, devices=args.device,
+        study_config(study, args.storage), args.retrain_epochs, data=args.data, devices=args.device,
         device_token=args.device_token, threads=args.threads, quiet_native=not getattr(args, "debug", False),
     )

@@ -40,17 +40,20 @@ def wait_for_rows(url: str, study: str, count: int, process, timeout: float = 40
 @pytest.mark.slow  # about 30 s or more: the default tier stays under 15 minutes
 def test_confirm_resumes_after_sigkill_and_stores_each_seed(tiny_search, tmp_path):
     folder, _, name = tiny_search
-    url = copy_database(folder / "studies.db", tmp_path / "studies.db")
+    url = copy_database(folder / "studies.db", tmp_path / "copy.db")  # the study stored sqlite:///studies.db
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     arguments = ["confirm", "--storage", url, "--study", name, "--trials", "0", "--epochs", "1"]
-    process = subprocess.Popen([sys.executable, "-m", "search", *arguments, "--seeds", "1"], cwd=tmp_path,
+    process = subprocess.Popen([sys.executable, "-m", "search", *arguments, "--seeds", "1"], cwd=elsewhere,
                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_rows(url, name, 1, process)
     process.send_signal(signal.SIGKILL)  # mid-way: the worker of the second run leaves with its parent
     process.wait()
     first = rows(url, name)
 
-    result = run_cli(*arguments, "--seeds", "2", cwd=tmp_path)
+    result = run_cli(*arguments, "--seeds", "2", cwd=elsewhere)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(elsewhere.iterdir())  # the runs went to the database given, not the URL the study was made with
     assert f"{len(first)} of 4 runs were done before: continuing" in result.stderr
     assert "8 test images: the study's held-out test split" in result.stderr  # the search held them out too
     done = rows(url, name)
