@@ -111,7 +111,7 @@ def _row(item) -> dict:
     return {"trial": item.number, "summary": item.summary, "input_size": item.runs[0]["spec"]["input_size"],
             "epochs": item.epochs, "seeds": list(item.seeds),
             "search_dice": item.search.values.get("dice") if item.search else None,
-            "search_latency_ms": item.search.values.get("latency_ms") if item.search else None,
+            "search_latency_ms": _search_latency(item),
             "test_dice": item.mean("test_dice"), "test_dice_std": item.std("test_dice"),
             "val_dice": item.mean("dice"), "val_dice_std": item.std("dice"),
             "latency_ms": item.mean("latency_ms"), "latency_ms_std": item.std("latency_ms"), "size_kb": item.mean("size_kb")}

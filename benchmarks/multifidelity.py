@@ -156,7 +156,7 @@ def figures(points, unet_dice: float | None, image_size: int) -> dict:
         "unet_dice": unet_dice if unet_dice is not None else unet.values["dice"],
         "best_dice_fifth": best_at(1 / 5), "best_dice_tenth": best_at(1 / 10),
         "unet_latency_ms": unet.values["latency_ms"],
-        "new_choices_on_front": {p.number: new_choices(p, image_size) for p in searched if new_choices(p, image_size)},
+        "new_choices_on_front": {p.number: used for p in searched if (used := new_choices(p, image_size))},
     }
 
 
