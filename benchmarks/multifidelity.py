@@ -15,8 +15,9 @@ hypervolume against one reference for the whole dataset (1.1 x the presets' larg
 size, Dice 0), candidates evaluated (and how many of them searched, not presets), epochs spent,
 float presets dominated (of 7; 9 with the enlarged space's two), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
 unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed), and
-which choices outside today's space (``space.sampling.SearchSpace()``) the front members use. One
-LiteRT thread, CPU clock.
+which choices outside today's space (``space.sampling.SearchSpace()``) the front members use, and
+over the seeds, per such choice, the searched candidates that used it, how many of them reached the
+front and their mean seconds (what the choice cost against what it gave). One LiteRT thread, CPU clock.
 """
 
 from __future__ import annotations
@@ -157,7 +158,24 @@ def figures(points, unet_dice: float | None, image_size: int) -> dict:
         "best_dice_fifth": best_at(1 / 5), "best_dice_tenth": best_at(1 / 10),
         "unet_latency_ms": unet.values["latency_ms"],
         "new_choices_on_front": {p.number: used for p in searched if (used := new_choices(p, image_size))},
+        "choice_yield": choice_yield(points, searched, image_size),
     }
+
+
+def choice_yield(points, searched, image_size: int) -> dict:
+    """Per choice outside today's space (``today`` for a candidate that uses none): searched candidates
+    that use it, how many of them are on the searched front, and their training seconds in all."""
+    on_front = {p.number for p in searched}
+    tally = {}
+    for p in points:
+        if not p.complete or p.preset or "parent" in p.attrs:
+            continue
+        for choice in new_choices(p, image_size) or ["today"]:
+            row = tally.setdefault(choice, [0, 0, 0.0])
+            row[0] += 1
+            row[1] += p.number in on_front
+            row[2] += (p.attrs.get("seconds") or {}).get("total") or 0.0
+    return tally
 
 
 def report(args, methods, seeds) -> None:
@@ -209,11 +227,28 @@ def _print(rows, methods, reference, args) -> None:
         if row["new_choices_on_front"]:
             used = ", ".join(f"#{n} {'+'.join(c)}" for n, c in row["new_choices_on_front"].items())
             lines.append(f"{method} seed {seed}: {len(row['new_choices_on_front'])} front members use new choices: {used}")
+    lines += _yield_lines(rows, methods)
     text = "\n".join(lines)
     print(text)
     (args.out / f"{Path(args.data).name}-{args.image_size}.json").write_text(
         json.dumps({"rows": {f"{m}/{s}": r for (m, s), r in rows.items()}, "reference": reference,
                     "written": time.strftime("%Y-%m-%d %H:%M")}, indent=2, default=str))
+
+
+def _yield_lines(rows, methods) -> list[str]:
+    """Over the seeds of each method: what each new choice cost (candidates, seconds) and gave (front members)."""
+    lines = []
+    for method in methods:
+        total = {}
+        for (m, _), row in rows.items():
+            for choice, (sampled, front_members, seconds) in (row["choice_yield"] if m == method else {}).items():
+                cell = total.setdefault(choice, [0, 0, 0.0])
+                cell[0], cell[1], cell[2] = cell[0] + sampled, cell[1] + front_members, cell[2] + seconds
+        if total:
+            lines.append(f"{method}, all seeds: choice: searched candidates using it, on the front, mean s per candidate")
+            lines += [f"  {choice}: {n}, {f} ({f / n:.0%}), {s / n:.1f} s"
+                      for choice, (n, f, s) in sorted(total.items(), key=lambda item: -item[1][1] / item[1][0])]
+    return lines
 
 
 def _mean_spread(values) -> str:
