@@ -373,13 +373,16 @@ def compress(spec, model, data, history, fine_tune_epochs: int = FINE_TUNE_EPOCH
 
     ``history`` (the training's) gets the fine-tune's epochs appended but keeps its checkpoint: the
     uncompressed model's, which a promoted rung trains on before compressing again. ``info`` adds
-    ``val_dice_compressed`` (before the fine-tune), ``fine_tune_epochs`` and ``seconds``."""
+    ``val_dice_compressed`` (before the fine-tune), ``fine_tune_epochs`` and ``seconds``. The fine-tune,
+    like the training, sees the training images at the candidate's input size."""
     from evaluators.accuracy import dice_iou, predict_keras
+    from evaluators.data import training_split_at
     from evaluators.train import History
 
     start = time.perf_counter()
     model, info = shrink(spec, model)
     info["val_dice_compressed"] = dice_iou(predict_keras(model, data.val_images), data.val_masks)[0]
+    data = training_split_at(data, spec.input_size)
     tuned = fine_tune(model, data, fine_tune_epochs, spec.sparsity > 0, **training) if fine_tune_epochs else History()
     info.update(fine_tune_epochs=tuned.epochs, seconds=time.perf_counter() - start)
     combined = History(history.loss + tuned.loss, history.val_dice + tuned.val_dice, history.seconds + tuned.seconds,

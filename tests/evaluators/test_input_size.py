@@ -5,6 +5,7 @@ import numpy as np
 
 from evaluators.accuracy import dice_iou, evaluate_tflite, predict_keras, predict_tflite
 from evaluators.distill import Teacher
+from evaluators.structured import compress
 from evaluators.train import fit_candidate
 from space import _tf
 from space.convert import to_tflite
@@ -36,3 +37,13 @@ def test_a_coarse_model_is_scored_on_the_original_masks():
         assert probabilities.shape == data.val_masks.shape
         dice, _ = dice_iou(probabilities, data.val_masks)
         assert 0.85 < dice < 1  # the 16x16 round trip blurs the edges a little, nothing more
+
+
+def test_a_pruned_and_factorised_candidate_of_another_size_fine_tunes_at_its_size():
+    data = rectangles(count=16, size=DATA_SIZE, val=8)
+    spec = uniform("standard", 3, base_width=8, input_size=MODEL_SIZE, channel_keep=0.5, rank_fraction=0.5)
+    model, history, _ = fit_candidate(spec, data, 1, batch_size=8)
+    compressed, combined, info = compress(spec, model, data, history, batch_size=8, seed=0)
+    assert compressed.input_shape[1:3] == (MODEL_SIZE, MODEL_SIZE)
+    assert info["fine_tune_epochs"] == 1 and np.isfinite(combined.val_dice[-1])
+    assert predict_keras(compressed, data.val_images).shape == (8, DATA_SIZE, DATA_SIZE, 1)
