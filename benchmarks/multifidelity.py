@@ -240,10 +240,9 @@ def _yield_lines(rows, methods) -> list[str]:
     lines = []
     for method in methods:
         total = {}
-        for (m, _), row in rows.items():
-            for choice, (sampled, front_members, seconds) in (row["choice_yield"] if m == method else {}).items():
-                cell = total.setdefault(choice, [0, 0, 0.0])
-                cell[0], cell[1], cell[2] = cell[0] + sampled, cell[1] + front_members, cell[2] + seconds
+        for row in (row for (m, _), row in rows.items() if m == method):
+            for choice, counts in row["choice_yield"].items():
+                total[choice] = [a + b for a, b in zip(total.get(choice, (0, 0, 0.0)), counts)]
         if total:
             lines.append(f"{method}, all seeds: choice: searched candidates using it, on the front, mean s per candidate")
             lines += [f"  {choice}: {n}, {f} ({f / n:.0%}), {s / n:.1f} s"
