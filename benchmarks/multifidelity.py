@@ -164,8 +164,16 @@ def figures(points, unet_dice: float | None, image_size: int) -> dict:
 
 def choice_yield(points, searched, image_size: int) -> dict:
     """Per choice outside today's space (``today`` for a candidate that uses none): searched candidates
-    that use it, how many of them are on the searched front, and their training seconds in all."""
-    on_front = {p.number for p in searched}
+    that use it, how many of them are on the searched front (at any rung), and their training
+    seconds in all (every rung's)."""
+    def candidate(p):
+        return p.attrs.get("candidate", p.number)
+
+    on_front = {candidate(p) for p in searched}
+    seconds = {}
+    for p in points:
+        if p.complete:
+            seconds[candidate(p)] = seconds.get(candidate(p), 0.0) + ((p.attrs.get("seconds") or {}).get("total") or 0.0)
     tally = {}
     for p in points:
         if not p.complete or p.preset or "parent" in p.attrs:
@@ -174,7 +182,7 @@ def choice_yield(points, searched, image_size: int) -> dict:
             row = tally.setdefault(choice, [0, 0, 0.0])
             row[0] += 1
             row[1] += p.number in on_front
-            row[2] += (p.attrs.get("seconds") or {}).get("total") or 0.0
+            row[2] += seconds[p.number]
     return tally
 
 
