@@ -231,6 +231,10 @@ def _print(rows, methods, reference, args) -> None:
             continue
         cells = [_mean_spread([row[key] for row in mine]) for key in keys]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {sum(r['unet_int8_dominated'] for r in mine)} of {len(mine)} |")
+    seeds = sorted({seed for _, seed in rows})
+    lines.append("hypervolume by seed " + ", ".join(map(str, seeds)) + ": " + "; ".join(
+        f"{method} " + ", ".join(f"{rows[method, s]['hypervolume']:.3f}" if (method, s) in rows else "-" for s in seeds)
+        for method in methods))
     for (method, seed), row in sorted(rows.items()):
         if row["new_choices_on_front"]:
             used = ", ".join(f"#{n} {'+'.join(c)}" for n, c in row["new_choices_on_front"].items())
