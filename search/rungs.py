@@ -2,10 +2,10 @@
 
 ``--rungs 2,6,18`` trains every sampled candidate for 2 epochs; whenever a worker is free it first
 promotes, and only then takes a new candidate: at each rung below the top, the best ``1/eta`` of
-the candidates that completed it (never more than ``1/eta`` of them in all: :func:`promotions`) (non-dominated sorting of Dice at that rung, latency and size;
-within a rank, the higher Dice) go on to the next rung, from their stored weights and optimizer
-state, on a learning-rate schedule that spans the last rung's epochs (so 2 -> 6 -> 18 trains as
-one 18-epoch run would).
+the candidates that completed it (non-dominated sorting of Dice at that rung, latency and size;
+within a rank, the higher Dice; never more than ``1/eta`` of the rung in all: :func:`promotions`)
+go on to the next rung, from their stored weights and optimizer state, on a learning-rate
+schedule that spans the last rung's epochs (so 2 -> 6 -> 18 trains as one 18-epoch run would).
 
 Storage: one Optuna trial per candidate and rung. A promoted trial has its parent's parameters
 (the sampler learns from every rung) and the user attributes ``rung`` (its index), ``parent``
@@ -72,9 +72,10 @@ def promotions(points: list[TrialPoint], rungs: Rungs, metrics) -> list[TrialPoi
         done = [p for p in candidates(points, metrics, latest=False) if p.rung == rung]
         reference = [p for p in done if p.preset == REFERENCE and p.number not in claimed]
         others = [p for p in done if p.preset != REFERENCE]
-        quota = len(done) // rungs.eta - sum(p.number in claimed for p in others)
-        best = [p for p in _ranked(others, metrics)[: len(done) // rungs.eta] if p.number not in claimed]
-        due += reference + best[: max(0, quota)]
+        places = len(done) // rungs.eta
+        free = places - sum(p.number in claimed for p in others)
+        best = [p for p in _ranked(others, metrics)[:places] if p.number not in claimed]
+        due += reference + best[: max(0, free)]
     return due
 
 
