@@ -1,5 +1,6 @@
 """What makes one training step faster on this CPU: XLA, steps per execution, thread settings,
-bfloat16 mixed precision (oneDNN runs it on AVX-512 BF16 and AMX where the CPU has them).
+bfloat16 mixed precision (oneDNN runs it on AVX-512 BF16 and AMX where the CPU has them), and
+TensorFlow's own Eigen kernels in place of oneDNN's (``TF_ENABLE_ONEDNN_OPTS=0``).
 
     python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3]
 
@@ -30,6 +31,7 @@ SETTINGS = {
     "threads 2/1": {"intra": 2, "inter": 1},
     "threads 1/1": {"intra": 1, "inter": 1},
     "mixed_bfloat16": {"policy": "mixed_bfloat16"},
+    "oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
 }
 
 
@@ -85,7 +87,7 @@ def main() -> None:
         base = None
         for name in args.settings.split(","):
             setting = SETTINGS[name]
-            if "intra" in setting:  # threads are fixed once per process: measure in a child
+            if "intra" in setting or "env" in setting:  # fixed once per process: measure in a child
                 per_step, dice = _in_child(label, name, args)
             else:
                 per_step, dice = run(spec, data, setting, args)
@@ -99,11 +101,11 @@ def _in_child(label: str, name: str, args) -> tuple[float, float]:
 
     code = (f"import sys, json; sys.argv = ['x']; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
             f"import tensorflow as tf; s = {SETTINGS[name]!r}; "
-            "tf.config.threading.set_intra_op_parallelism_threads(s['intra']); "
-            "tf.config.threading.set_inter_op_parallelism_threads(s['inter']); "
+            "tf.config.threading.set_intra_op_parallelism_threads(s.get('intra', 0)); "
+            "tf.config.threading.set_inter_op_parallelism_threads(s.get('inter', 0)); "
             f"import training_step as t; print(json.dumps(t.child({label!r}, {vars(args)!r})))")
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **SETTINGS[name].get("env", {})}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 
