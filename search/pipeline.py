@@ -243,6 +243,8 @@ def latency_figures(stats: dict, device_name: str, size_bytes: int) -> dict:
         "latency_unsteady": bool(target is not None and stats["cv"] > target),
         "latency_predicted": bool(stats.get("predicted")),
     }
+    if stats.get("timed_as_trial") is not None:  # a promoted rung: timed once, as its first rung
+        figures["latency_timed_as"] = stats["timed_as_trial"]
     if stats.get("xnnpack_error"):  # timed on LiteRT's own kernels: what the board runs when XNNPACK refuses
         figures["xnnpack_error"] = stats["xnnpack_error"]
     return figures
@@ -262,14 +264,16 @@ class Evaluation:
         return {"dice": self.figures["dice"], "latency_ms": self.figures["latency_ms"], "size_kb": size_kb(len(self.tflite))}
 
 
-def finish(spec, trained: Trained, data, device, protocol, clock: Stopwatch) -> Evaluation:
+def finish(spec, trained: Trained, data, device, protocol, clock: Stopwatch, timed=None) -> Evaluation:
     """Convert ``trained`` (calibrating on ``data``'s training images), score it on the validation
     split and time it. The float Dice is the Keras model's after the last epoch (the training
-    already measured it on the same validation images)."""
+    already measured it on the same validation images). ``timed``: the device's statistics of the
+    same layers timed before with other weights (a promoted rung's parent), kept instead of
+    timing again: the kernels, and so the latency, do not depend on the weights."""
     costs = model_costs(spec, trained.model)
     tflite = convert(spec, trained.model, data.train_images, clock)
     accuracy = score(tflite, data, clock)
-    stats = measure(tflite, device, protocol, clock)
+    stats = timed if timed is not None else measure(tflite, device, protocol, clock)
     figures = {**costs, "float_dice": float(trained.history.val_dice[-1]), **accuracy_figures(accuracy),
                **latency_figures(stats, device.name, len(tflite))}
     if getattr(data, "has_test", False):  # for reporting only: nothing that chooses reads test_*

@@ -11,7 +11,8 @@ Storage: one Optuna trial per candidate and rung. A promoted trial has its paren
 (the sampler learns from every rung) and the user attributes ``rung`` (its index), ``parent``
 (the trial number it goes on from) and ``candidate`` (the trial number of the candidate's first
 rung). A candidate's figures are those of its highest completed rung: a trial with a completed
-child is ``superseded`` and left off the front (:func:`studies.front.candidates`).
+child is ``superseded`` and left off the front (:func:`studies.front.candidates`). Its latency is
+timed once, at its first rung (``search.trial._parent_timing``).
 
 The budget counts candidates, that is trials of the first rung; promotions come on top of it. The
 presets are promoted by the same rule as every candidate (promoting them all took the whole budget

@@ -118,10 +118,12 @@ def evaluate(trial, context: TrialContext, front=lambda: []) -> list[float]:
     untrained = Untrained(spec, context.calibration, context.device, context.protocol, clock,
                           record=lambda **figures: _set(trial, **figures), predict=predict)
     try:
-        if config.max_latency_ms or config.max_size_kb:
+        promoted = trial.user_attrs.get("parent_id") is not None
+        if (config.max_latency_ms or config.max_size_kb) and not promoted:  # a promotion's parent passed
             _check_before_training(trial, untrained, config)
         trained = _train(trial, spec, context, clock, lambda: _judge(trial, front, untrained, config))
-        evaluation = pipeline.finish(spec, trained, context.data, context.device, context.protocol, clock)
+        timed = _parent_timing(trial, context) if promoted else None
+        evaluation = pipeline.finish(spec, trained, context.data, context.device, context.protocol, clock, timed)
         _set(trial, **evaluation.figures)
         record = (trial._trial_id, trial.study.study_name, trial.number)
         pipeline.store(context.store, record, evaluation, context.device, context.protocol, context.data, clock)
@@ -205,6 +207,21 @@ def _parent_checkpoint(trial, spec, context):
         return earlier[0].history.checkpoint
     saved = context.store.checkpoint(parent)
     return Checkpoint.from_bytes(saved) if saved is not None else None
+
+
+def _parent_timing(trial, context) -> dict | None:
+    """The statistics the parent's first timing on this device gave (those its figures came from),
+    naming the trial first timed (``timed_as_trial``): a promoted rung has its parent's layers and
+    other weights, so timing it again costs seconds and adds only noise. ``None`` when the parent
+    was timed elsewhere (a study resumed on another host, or predicted where it is now timed)."""
+    here = _timed_on(context.device.name, context.device.info())
+    stored = context.store.measurements(trial.user_attrs["parent_id"])
+    first = next((m["stats"] for m in stored if _timed_on(m["device"], m["device_info"]) == here), None)
+    return None if first is None else {"timed_as_trial": trial.user_attrs["parent"], **first}
+
+
+def _timed_on(device: str, info: dict) -> tuple:
+    return device, info.get("hostname"), info.get("cpu"), info.get("predicted_by")
 
 
 def _keep_checkpoint(trial, spec, context, trained) -> None:

@@ -79,8 +79,9 @@ def test_higher_rungs_promote_first_and_a_candidate_shows_its_highest_rung():
 @pytest.mark.slow  # a whole search: the slow tier keeps the default one under 15 minutes
 def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp_path):
     """4 candidates at 1 epoch, eta 2: half of them go on to epoch 2 from their checkpoints (decided
-    as trials finish, as in ASHA, but never more than half in all); the budget counts the 4
-    candidates, and the front shows each candidate at its highest rung."""
+    as trials finish, as in ASHA, but never more than half in all), keeping their first rung's
+    latency; the budget counts the 4 candidates, and the front shows each candidate at its
+    highest rung."""
     import optuna
 
     from search.loop import counted
@@ -106,6 +107,9 @@ def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp
             assert child.user_attrs["resumed_at_epoch"] == 1 and len(child.user_attrs["dice_history"]) == 1
             assert child.user_attrs["training"]["resumed_live"]  # one worker: it trained the parent itself
             assert store.checkpoint(parent._trial_id) is None  # dropped once the promotion trained on
+            assert child.user_attrs["latency_ms"] == parent.user_attrs["latency_ms"]  # timed once, as its first rung
+            assert child.user_attrs["latency_timed_as"] == parent.number and "latency" not in child.user_attrs["seconds"]
+            assert store.measurements(child._trial_id)[0]["stats"]["timed_as_trial"] == parent.number
         kept = [t for t in trials if "rung" not in t.user_attrs and t.number not in {c.user_attrs["parent"] for c in promoted}]
         assert all(store.checkpoint(t._trial_id) is not None for t in kept)  # may still be promoted on continue
     on_front = {p.number for p in front(study_points(load_study(url, "r")))}
