@@ -31,6 +31,7 @@ SETTINGS = {
     "threads 2/1": {"intra": 2, "inter": 1},
     "threads 1/1": {"intra": 1, "inter": 1},
     "mixed_bfloat16": {"policy": "mixed_bfloat16"},
+    "default in a child": {"env": {}},  # the control for the settings a child process measures
     "oneDNN off": {"env": {"TF_ENABLE_ONEDNN_OPTS": "0"}},
 }
 

@@ -82,7 +82,7 @@ OPTIONS = (
            "replaces it; 0: none)", group=_DATA, low=0, high=0.8),
     Option("epochs", int, 3, "training epochs per trial (with --rungs: those of the last rung)", group=_DATA, low=1),
     Option("rungs", int, None, "epochs at the end of each rung, e.g. 2,6,18: every candidate trains to the first, "
-           "and the best 1/eta of each rung (and every preset) go on to the next", group=_DATA, many=True,
+           "and the best 1/eta of each rung (and the unet reference) go on to the next", group=_DATA, many=True,
            metavar="E,E", shown="off", low=1),
     Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
     Option("distill", str, None, "a teacher for every searched candidate: a preset name, such as unet, trained "

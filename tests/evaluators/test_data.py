@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from evaluators import data as data_module
-from evaluators.data import DatasetError, load_dataset, read_image, synthetic
+from evaluators.data import Dataset, DatasetError, load_dataset, read_image, synthetic
 
 
 def test_synthetic_is_deterministic_per_seed_and_index():
@@ -165,3 +165,15 @@ def test_a_folder_brings_its_own_test_split(folder):
 def test_fractions_that_leave_nothing_to_train_on_are_refused(fractions):
     with pytest.raises(DatasetError, match="fraction"):
         load_dataset("synthetic", 32, synthetic_count=20, **fractions)
+
+
+def test_the_description_gives_the_dice_a_constant_mask_scores():
+    masks = np.zeros((2, 4, 4, 1), np.float32)
+    masks[0, :, :2] = 1  # half foreground: an all-foreground mask scores 2 * 8 / (8 + 16)
+    masks[1, :, :3] = 1  # three quarters: 2 * 12 / (12 + 16)
+    images = np.zeros((2, 4, 4, 1), np.float32)
+    data = Dataset(images, masks, images, masks, "tiny")
+    assert data.trivial_dice == pytest.approx((16 / 24 + 24 / 28) / 2)
+    assert "a constant mask scores Dice 0.762" in data.describe()
+    data = Dataset(images, masks, images, np.zeros_like(masks), "empty")
+    assert data.trivial_dice == 1.0  # nothing to find: the empty mask finds it
