@@ -80,6 +80,7 @@ def report(args, methods, seeds) -> None:
     import optuna
 
     from benchmarks.multifidelity import _mean_spread, figures
+    from search.config import SearchConfig
     from studies.front import study_points
     from studies.pareto import hypervolume
     from studies.storage import open_storage
@@ -99,7 +100,7 @@ def report(args, methods, seeds) -> None:
         mine = [(s, study) for (m, s), study in points.items() if m == method]
         if not mine:
             continue
-        rows = [figures(study, None, 32) for _, study in mine]
+        rows = [figures(study, None, SearchConfig().image_size) for _, study in mine]  # the default job's size
         minutes = [times[study_name(args, method, s)]["seconds"] / 60 for s, _ in mine]
         volumes = [hypervolume(study, ("dice", "latency_ms", "size_kb"), reference) for _, study in mine]
         cells = [_mean_spread(minutes), _mean_spread([r["candidates"] for r in rows]),
