@@ -8,6 +8,7 @@ from search.pipeline import latency_protocol
 from search.trial import FrontMember, TrialContext, Verdict, evaluate
 from space.sampling import params_of
 from space.spec import uniform
+from studies.front import DICE_RESOLUTION
 from studies.storage import open_storage
 from studies.store import ResultStore
 
@@ -41,6 +42,14 @@ def test_a_candidate_cheaper_than_the_front_members_explores_unstopped():
 
 def test_judged_only_on_the_objectives_given():
     assert verdict(costs={"latency_ms": 9.0})(1, 0.0)  # size not an objective: both members are faster
+
+
+def test_a_candidate_level_with_the_front_within_its_tie_trains_on():
+    # isbi2012: the stored history is rounded to 4 digits; a constant mask scored 0.87368 against 0.8737
+    level = [FrontMember(n, [0.8737, 0.8737, 0.8737], COSTLY) for n in (1, 2)]
+    assert not Verdict(level, 4)(1, 0.87368)
+    assert not Verdict(level, 4)(1, 0.8737 - DICE_RESOLUTION / 2)
+    assert Verdict(level, 4)(1, 0.8737 - 2 * DICE_RESOLUTION)
 
 
 def test_never_after_the_first_or_the_last_epoch():
