@@ -12,7 +12,7 @@ from a unet teacher trained to the last rung); ``enlarged`` (single fidelity in 
 every block kind, kernels 3 and 5, both upsamplings and skip merges, channel pruning and low rank
 after training, input sizes of 1/2, 3/4 and 1 of ``--image-size``; its presets join). Prints per method, mean and spread over seeds:
 hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
-size, Dice 0), candidates evaluated (and how many of them searched, not presets), epochs spent,
+size, Dice 0, or ``--reference`` to compare with another run), candidates evaluated (and how many of them searched, not presets), epochs spent,
 float presets dominated (of 7; 9 with the enlarged space's two), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
 unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed), and
 which choices outside today's space (``space.sampling.SearchSpace()``) the front members use, and
@@ -54,6 +54,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rungs", default="2,6,18")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "multifidelity")
+    parser.add_argument("--reference", help="LATENCY_MS,SIZE_KB of the hypervolume's reference, as another run's report "
+                        "printed it, to compare runs of two commits (default: 1.1 x the presets' largest)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -201,15 +203,22 @@ def report(args, methods, seeds) -> None:
                 studies[method, seed] = study_points(optuna.load_study(study_name=name(args, method, seed), storage=opened))
             except KeyError:
                 pass
-    presets = [p for points in studies.values() for p in points if p.preset and p.complete and "latency_ms" in p.values]
-    reference = {"dice": 0.0, "latency_ms": 1.1 * max(p.values["latency_ms"] for p in presets),
-                 "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
+    reference = _reference(args.reference, studies)
     rows = {}
     for (method, seed), points in sorted(studies.items()):
         last_rung_unet = _rung_unet_dice(studies, seed)
         rows[method, seed] = {"hypervolume": hypervolume(points, ("dice", "latency_ms", "size_kb"), reference),
                               **figures(points, last_rung_unet, args.image_size)}
     _print(rows, methods, reference, args)
+
+
+def _reference(given: str | None, studies) -> dict:
+    if given:
+        latency_ms, size_kb = (float(v) for v in given.split(","))
+        return {"dice": 0.0, "latency_ms": latency_ms, "size_kb": size_kb}
+    presets = [p for points in studies.values() for p in points if p.preset and p.complete and "latency_ms" in p.values]
+    return {"dice": 0.0, "latency_ms": 1.1 * max(p.values["latency_ms"] for p in presets),
+            "size_kb": 1.1 * max(p.values["size_kb"] for p in presets)}
 
 
 def _rung_unet_dice(studies, seed) -> float | None:
