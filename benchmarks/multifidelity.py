@@ -14,7 +14,8 @@ after training, input sizes of 1/2, 3/4 and 1 of ``--image-size``; its presets j
 hypervolume against one reference for the whole dataset (1.1 x the presets' largest latency and
 size, Dice 0, or ``--reference`` to compare with another run), candidates evaluated (and how many of them searched, not presets), epochs spent,
 float presets dominated (of 7; 9 with the enlarged space's two), whether unet-int8 is, and the best Dice at <= 1/5 and <= 1/10 of
-unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed), and
+unet's latency, unet's Dice taken at the last rung (from the rung studies of the same seed), the
+searched front's size and how many of its members beat a constant mask (studies that stored one), and
 which choices outside today's space (``space.sampling.SearchSpace()``) the front members use, and
 over the seeds, per such choice, the searched candidates that used it, how many of them reached the
 front and their mean seconds (what the choice cost against what it gave). One LiteRT thread, CPU clock.
@@ -136,9 +137,10 @@ def new_choices(point, image_size: int) -> list[str]:
     return sorted(set(used))
 
 
-def figures(points, unet_dice: float | None, image_size: int) -> dict:
-    """What the report prints of one study (``points`` from ``studies.front.study_points``)."""
-    from studies.front import candidates, front, preset_verdicts
+def figures(points, unet_dice: float | None, image_size: int, baseline=None) -> dict:
+    """What the report prints of one study (``points`` from ``studies.front.study_points``;
+    ``baseline``: its ``studies.front.constant_mask``, when stored)."""
+    from studies.front import candidates, front, no_better_than, preset_verdicts
 
     metrics = ("dice", "latency_ms", "size_kb")
     verdicts = {preset.preset: best for preset, best in preset_verdicts(points, metrics)}
@@ -158,6 +160,8 @@ def figures(points, unet_dice: float | None, image_size: int) -> dict:
         "unet_int8_dominated": verdicts.get("unet-int8") is not None,
         "unet_dice": unet_dice if unet_dice is not None else unet.values["dice"],
         "best_dice_fifth": best_at(1 / 5), "best_dice_tenth": best_at(1 / 10),
+        "searched_front": len(searched),
+        "beat_constant_mask": sum(not no_better_than(p, baseline) for p in searched) if baseline else None,
         "unet_latency_ms": unet.values["latency_ms"],
         "new_choices_on_front": {p.number: used for p in searched if (used := new_choices(p, image_size))},
         "choice_yield": choice_yield(points, searched, image_size),
@@ -191,24 +195,25 @@ def choice_yield(points, searched, image_size: int) -> dict:
 def report(args, methods, seeds) -> None:
     import optuna
 
-    from studies.front import study_points
+    from studies.front import constant_mask, study_points
     from studies.pareto import hypervolume
     from studies.storage import open_storage
 
     opened = open_storage(storage(args), create=False)
-    studies = {}
+    studies, baselines = {}, {}
     for method in methods:
         for seed in seeds:
             try:
-                studies[method, seed] = study_points(optuna.load_study(study_name=name(args, method, seed), storage=opened))
+                study = optuna.load_study(study_name=name(args, method, seed), storage=opened)
             except KeyError:
-                pass
+                continue
+            studies[method, seed], baselines[method, seed] = study_points(study), constant_mask(study)
     reference = _reference(args.reference, studies)
     rows = {}
     for (method, seed), points in sorted(studies.items()):
         last_rung_unet = _rung_unet_dice(studies, seed)
         rows[method, seed] = {"hypervolume": hypervolume(points, ("dice", "latency_ms", "size_kb"), reference),
-                              **figures(points, last_rung_unet, args.image_size)}
+                              **figures(points, last_rung_unet, args.image_size, baselines[method, seed])}
     _print(rows, methods, reference, args)
 
 
@@ -231,7 +236,8 @@ def _rung_unet_dice(studies, seed) -> float | None:
 
 
 def _print(rows, methods, reference, args) -> None:
-    keys = ("hypervolume", "candidates", "searched", "epochs", "float_presets_dominated", "float_presets", "best_dice_fifth", "best_dice_tenth", "unet_dice")
+    keys = ("hypervolume", "candidates", "searched", "epochs", "float_presets_dominated", "float_presets", "best_dice_fifth",
+            "best_dice_tenth", "unet_dice", "searched_front", "beat_constant_mask")
     lines = [f"reference {reference}", "| method | " + " | ".join(keys) + " | unet-int8 dominated |",
              "| --- " * (len(keys) + 2) + "|"]
     for method in methods:

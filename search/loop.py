@@ -31,6 +31,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
 
     import optuna
 
+    from studies.front import CONSTANT_MASK
     from studies.storage import new_sqlite_file, open_storage, remove_if_unused, shown
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -52,6 +53,7 @@ def run_search(config: SearchConfig, explicit: set[str], reporter) -> "optuna.St
     if not exists:
         _create_study(config, storage)
     study = optuna.load_study(study_name=config.study, storage=storage)
+    study.set_user_attr(CONSTANT_MASK, [round(float(d), 4) for d in data.constant_mask_dice()])  # the baseline 'status' names
     taken_back = _top_up(study, config)  # first: trials it withdraws are not reported as failed
     reporter.begin(study, config, data)
     if taken_back:

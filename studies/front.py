@@ -361,6 +361,27 @@ def front_trials(trials, objectives: Sequence[str], study: str) -> list:
     return [by_number[point.number] for point in front(points, objectives)]
 
 
+# -- the constant mask -----------------------------------------------------------------------------
+CONSTANT_MASK = "constant_mask"  # study user attribute: each validation image's Dice of the better constant mask
+
+
+def constant_mask(study) -> TrialPoint | None:
+    """The better constant mask (every pixel foreground, or none) as a point of ``study``, scored on
+    its validation images (what :mod:`search.loop` stored): what a model must beat to have learned
+    anything. ``None`` for a study made before it was stored."""
+    stored = study.user_attrs.get(CONSTANT_MASK)
+    if not isinstance(stored, list) or not stored or any(finite(v) is None for v in stored):
+        return None
+    return TrialPoint(number=-1, trial_id=-1, state="COMPLETE", values={"dice": float(np.mean(stored))},
+                      attrs={"dice_per_image": stored, "summary": "constant mask"}, study=study.study_name)
+
+
+def no_better_than(point: TrialPoint, baseline: TrialPoint) -> bool:
+    """Whether ``point``'s Dice does not beat ``baseline``'s beyond their tie (:func:`tolerance`:
+    on the same images, half the 95% interval of the paired difference)."""
+    return point.values["dice"] - baseline.values["dice"] <= tolerance(point, baseline, "dice")
+
+
 # -- knee ------------------------------------------------------------------------------------------
 def knee(points: Iterable[TrialPoint], metrics: Iterable[str] | None = None) -> TrialPoint:
     """The knee of the front of ``points``: the member closest to the utopia point.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from space.spec import BLOCK_KINDS as SPACE_BLOCK_KINDS
 from studies import pareto
-from studies.front import TrialPoint, front, knee, study_limits, study_points, tied, uncertainty
+from studies.front import TrialPoint, constant_mask, front, knee, study_limits, study_points, tied, uncertainty
 from studies.metrics import METRICS, finite, half_width, with_spread
 
 BLOCK_KINDS = (*SPACE_BLOCK_KINDS, "mixed")  # a trial's main kind, "mixed" when none leads
@@ -65,13 +65,15 @@ class Recommendation:
 @dataclasses.dataclass(frozen=True)
 class ParetoInfo:
     """What the figures of one study need: its points, its trials for :mod:`studies.front` and
-    :mod:`studies.pareto`, the knee's trial number and the study's limits."""
+    :mod:`studies.pareto`, the knee's trial number, the study's limits and the Dice a constant mask
+    scores on its validation images (:func:`studies.front.constant_mask`)."""
 
     study_name: str
     points: tuple[PlotPoint, ...]
     trials: tuple[TrialPoint, ...] = ()
     knee: int | None = None
     limits: dict = dataclasses.field(default_factory=dict)
+    constant_mask_dice: float | None = None
 
     @property
     def feasible(self) -> list[PlotPoint]:
@@ -88,17 +90,20 @@ class ParetoInfo:
 
 def pareto_info(study) -> ParetoInfo:
     """Read an Optuna study into plain points; front and knee over the feasible COMPLETE trials."""
-    return info_from_points(study.study_name, study_points(study), study_limits(study))
+    baseline = constant_mask(study)
+    return info_from_points(study.study_name, study_points(study), study_limits(study),
+                            baseline.values["dice"] if baseline else None)
 
 
-def info_from_points(study_name: str, trials: Sequence[TrialPoint], limits: dict | None = None) -> ParetoInfo:
+def info_from_points(study_name: str, trials: Sequence[TrialPoint], limits: dict | None = None,
+                     constant_mask_dice: float | None = None) -> ParetoInfo:
     """Build a :class:`ParetoInfo` from :class:`studies.front.TrialPoint` records."""
     plotted = [t for t in trials if t.complete and all(m in t.values for m in METRICS)]
     members = front(trials, tuple(METRICS))
     the_knee = knee(trials, tuple(METRICS)).number if members else None
     ties = front_ties(members)  # a key for every member, so "in ties" is "on the front"
     points = [_point(t, t.number in ties, t.number == the_knee, ties.get(t.number, ())) for t in plotted]
-    return ParetoInfo(study_name, tuple(points), tuple(trials), the_knee, dict(limits or {}))
+    return ParetoInfo(study_name, tuple(points), tuple(trials), the_knee, dict(limits or {}), constant_mask_dice)
 
 
 def front_ties(members: Sequence[TrialPoint]) -> dict[int, tuple[int, ...]]:

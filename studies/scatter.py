@@ -68,6 +68,7 @@ def pareto_figure(info: ParetoInfo, x: str = "latency_ms", color_by: str = "kind
         figure.add_shape(_knee_ring(info.knee_point, x))
     figure.add_traces(legend_keys(info, groups, color_by))
     _add_limit_lines(figure, info.limits, x)
+    _add_constant_mask_line(figure, info.constant_mask_dice)
     figure.update_layout(xaxis_title=AXES[x], yaxis_title=AXES["dice"], legend_title_text=COLOR_BY[color_by],
                          uirevision=f"{info.study_name}:{x}")
     _zoom_to_front(figure, info, x)
@@ -262,6 +263,13 @@ def _add_limit_lines(figure, limits: dict, x: str) -> None:
     if limit in limits:
         figure.add_vline(x=limits[limit], annotation_text=f"max {limits[limit]:g} {UNITS[x]}",
                          annotation_position="bottom left", **style)
+
+
+def _add_constant_mask_line(figure, dice: float | None) -> None:
+    """What a model must beat to have learned anything: the Dice of the better constant mask."""
+    if dice is not None:
+        figure.add_hline(y=dice, annotation_text=f"constant mask {dice:.3f}", annotation_position="top left",
+                         line_dash="dot", line_color="#7f7f7f", line_width=1.5)
 
 
 def _zoom_to_front(figure, info: ParetoInfo, x: str) -> None:

@@ -18,7 +18,9 @@ from typing import Any
 
 from studies import pareto
 from studies.confirmed import format_confirmed, load_confirmed
-from studies.front import TrialPoint, front, objective_names, study_limits, study_points, uncertainty
+from studies.front import (
+    TrialPoint, constant_mask, front, no_better_than, objective_names, study_limits, study_points, uncertainty,
+)
 from studies.metrics import FORMATS, METRICS, format_value, state_counts, with_spread
 from studies.names import printable
 from studies.storage import StudyInfo, storage_url
@@ -50,6 +52,8 @@ class StudyStatus:
     drift: dict = dataclasses.field(default_factory=dict)  # device -> drift events (search.drift)
     retimed: dict = dataclasses.field(default_factory=dict)  # device -> {trial number: median ms timed again}
     confirmed: list = dataclasses.field(default_factory=list)  # studies.confirmed.Confirmed, 'search confirm'
+    constant_mask_dice: float | None = None  # what a model must beat (studies.front.constant_mask)
+    no_better_than_constant: list = dataclasses.field(default_factory=list)  # front members that do not beat it
 
     @property
     def n_trials(self) -> int:
@@ -86,6 +90,8 @@ class StudyStatus:
             "drift": dict(self.drift),
             "retimed": dict(self.retimed),
             "confirmed": [c.to_dict() for c in self.confirmed],
+            "constant_mask_dice": self.constant_mask_dice,
+            "no_better_than_constant_mask": list(self.no_better_than_constant),
         }
 
 
@@ -113,6 +119,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
     finished = max(ends, default=None)
     until = (now or datetime.datetime.now()) if running else finished
     stage, overhead, total = _seconds(trials)
+    baseline = constant_mask(study)
     return StudyStatus(
         study=study.study_name,
         storage=storage_url(study._storage),
@@ -133,6 +140,8 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         drift=_prefixed(study, "drift:"),
         retimed=_prefixed(study, "retimed:"),
         confirmed=load_confirmed(study),
+        constant_mask_dice=baseline.values["dice"] if baseline else None,
+        no_better_than_constant=[p.number for p in members if baseline and "dice" in p.values and no_better_than(p, baseline)],
     )
 
 
@@ -246,6 +255,7 @@ def format_status(status: StudyStatus) -> str:
     if status.front:
         lines.append(f"Pareto front: {len(status.front)} trial(s), hypervolume {status.hypervolume:.4f} (reference {reference})")
         lines.append(format_front(status.front))
+        lines += _constant_mask_line(status)
     else:
         lines.append("Pareto front: empty (no complete feasible trial yet)")
     lines += [device_line(name, info) for name, info in sorted(status.devices.items())]
@@ -254,6 +264,17 @@ def format_status(status: StudyStatus) -> str:
     if status.confirmed:
         lines.append(format_confirmed(status.confirmed, status.objectives))
     return printable("\n".join(lines))
+
+
+def _constant_mask_line(status: StudyStatus) -> list[str]:
+    if not status.no_better_than_constant:
+        return []
+    numbers = ", ".join(f"#{n}" for n in status.no_better_than_constant)
+    worst = max(p.values["dice"] for p in status.front if p.number in status.no_better_than_constant)
+    floor = f"{worst + 0.001:.3f}"
+    return [f"! no better than a constant mask (Dice {status.constant_mask_dice:.3f} on these validation images, within "
+            f"the paired 95% interval): {numbers}; export --pick 'dice>={floor},min:latency' passes over what "
+            f"learned nothing, --min-dice {floor} leaves it out of a new study"]
 
 
 def _time_line(status: StudyStatus) -> str:

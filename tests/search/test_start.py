@@ -69,6 +69,7 @@ def test_start_runs_the_budget_and_stores_everything(tmp_path):
         (measurement,) = store.measurements(trial._trial_id)
         assert measurement["stats"]["median_ms"] == pytest.approx(latency)
         assert len(store.previews(trial._trial_id)) == 3
+        assert len(study.user_attrs["constant_mask"]) == len(trial.user_attrs["dice_per_image"])  # the same images
     # one line per finished trial, and the front at the end
     assert sum(line.startswith("#") for line in result.stdout.splitlines()) == 4
     assert "Pareto front" in result.stdout

@@ -228,6 +228,16 @@ def test_constraint_lines_where_set(tmp_path, info):
     assert [s.type for s in figures.pareto_figure(figures.pareto_info(bare)).layout.shapes] == ["circle"]  # the knee
 
 
+def test_the_constant_mask_is_a_dotted_line_where_the_study_stored_it(tmp_path):
+    study = create_study(f"sqlite:///{tmp_path / 'mask.db'}", "mask", config={})
+    add_trial(study, 0)
+    study.set_user_attr("constant_mask", [0.5, 0.7])
+    figure = figures.pareto_figure(figures.pareto_info(study))
+    (line,) = [s for s in figure.layout.shapes if s.type == "line"]
+    assert (line.y0, line.y1, line.line.dash) == (0.6, 0.6, "dot")
+    assert [a.text for a in figure.layout.annotations if a.text.startswith("constant mask")] == ["constant mask 0.600"]
+
+
 def test_hypervolume_history_follows_studies_pareto_and_never_falls(study, info):
     reference = figures.reference_point(info)
     assert reference == {"dice": 0.0, "latency_ms": 40.0, "size_kb": pytest.approx(1.1 * 1900.0)}

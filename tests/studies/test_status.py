@@ -104,3 +104,28 @@ def test_status_shows_dice_intervals_flags_unsteady_latencies_and_names_the_devi
     assert "1 latency(ies) stayed above the CV target" in text
     assert "measured on local: Some CPU, 2 cores, x86_64; int8-relevant features: avx2 (this machine" in text
     assert result.to_dict()["front"][1]["latency_unsteady"] is True and result.to_dict()["devices"]["local"]["cores"] == 2
+
+
+def test_status_names_front_members_no_better_than_a_constant_mask(tmp_path):
+    """The study stores the constant mask's per-image Dice; a member level with it on these images is
+    named (paired, as the front's ties), one better on every image is not, nor is anything in a
+    study made before the baseline was stored."""
+    import optuna
+
+    from tests.studies.helpers import attrs
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(storage=url, study_name="s", directions=["maximize", "minimize", "minimize"])
+    study.set_metric_names(["dice", "latency_ms", "size_kb"])
+    baseline = [0.90, 0.80, 0.85, 0.88, 0.83, 0.86]
+    for values, shift in (((0.854, 1.0, 50.0), (0.004, -0.002)), ((0.905, 9.0, 900.0), (0.05, 0.05))):
+        per_image = [round(b + shift[i % 2], 4) for i, b in enumerate(baseline)]
+        study.add_trial(optuna.trial.create_trial(values=list(values), user_attrs={**attrs(*values), "dice_per_image": per_image}))
+    assert status.study_status(study).no_better_than_constant == []  # no baseline stored
+    study.set_user_attr("constant_mask", baseline)
+    result = status.study_status(study)
+    assert result.no_better_than_constant == [0] and result.constant_mask_dice == pytest.approx(0.8533, abs=1e-4)
+    assert "! no better than a constant mask (Dice 0.853" in status.format_status(result)
+    assert "interval): #0;" in status.format_status(result)
+    assert "--pick 'dice>=0.855,min:latency'" in status.format_status(result)
+    assert result.to_dict()["no_better_than_constant_mask"] == [0]
