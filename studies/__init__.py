@@ -4,8 +4,9 @@ Conventions shared with :mod:`search` (the writer) and the readers here (status,
 dashboard, export). Metric names, units and limits are :mod:`studies.metrics`; objective values
 are named with ``study.set_metric_names`` from ``METRICS``. The study keeps its resolved
 configuration in the user attribute ``config`` (its limits ``min_dice``, ``max_latency_ms``,
-``max_size_kb`` among them; older versions also wrote the limits alone as ``constraints``).
-Every trial carries these user attributes (JSON):
+``max_size_kb`` among them; older versions also wrote the limits alone as ``constraints``), and
+in ``constant_mask`` each validation image's Dice of the better constant mask (the baseline a model
+must beat, :func:`studies.front.constant_mask`). Every trial carries these user attributes (JSON):
 
 - ``spec``: ``CandidateSpec.to_dict()``; ``summary``: ``spec.summary``; ``kinds``: sorted block
   kinds; ``quant``: quant mode; ``preset``: preset name (enqueued presets only)
