@@ -270,8 +270,8 @@ def _constant_mask_line(status: StudyStatus) -> list[str]:
     if not status.no_better_than_constant:
         return []
     numbers = ", ".join(f"#{n}" for n in status.no_better_than_constant)
-    worst = max(p.values["dice"] for p in status.front if p.number in status.no_better_than_constant)
-    floor = f"{worst + 0.001:.3f}"
+    highest = max(p.values["dice"] for p in status.front if p.number in status.no_better_than_constant)
+    floor = f"{highest + 0.001:.3f}"
     return [f"! no better than a constant mask (Dice {status.constant_mask_dice:.3f} on these validation images, within "
             f"the paired 95% interval): {numbers}; export --pick 'dice>={floor},min:latency' passes over what "
             f"learned nothing, --min-dice {floor} leaves it out of a new study"]
