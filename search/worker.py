@@ -120,10 +120,25 @@ def _run_trial(study, trial, context, evaluate, idle_since: float) -> float:
             state = optuna.trial.TrialState.FAIL
         ended = time.perf_counter()
         try:
-            study.tell(trial, values, state=state)
+            _tell(study, trial, values, state)
         finally:
             _release_memory()
     return ended
+
+
+def _tell(study, trial, values, state) -> None:
+    """``study.tell``; a trial another process finished meanwhile (it failed it as stale while this
+    worker stalled after its last write) raises UpdateFinishedTrialError, as any other write of it
+    does, so that the worker drops the run instead of dying on Optuna's ValueError."""
+    import optuna
+
+    try:
+        study.tell(trial, values, state=state)
+    except ValueError:
+        if not study._storage.get_trial(trial._trial_id).state.is_finished():
+            raise
+        raise optuna.exceptions.UpdateFinishedTrialError(
+            f"trial {trial.number} was finished by another process while this worker ran it") from None
 
 
 def _load_study(config, index: int):

@@ -230,6 +230,26 @@ def test_a_trial_failed_as_stale_while_its_worker_stalled_is_dropped_and_the_wor
     assert retry.state.name == "COMPLETE" and retry.system_attrs["failed_trial"] == 0
 
 
+def test_a_trial_failed_as_stale_between_its_last_write_and_its_tell_is_dropped(tmp_path):
+    """A stall can also fall after the trial's last write: its tell then raises the error the worker
+    drops a run on (UpdateFinishedTrialError), not Optuna's ValueError, which would end the worker.
+    A ValueError of a trial still running (values Optuna refuses) is not hidden."""
+    import optuna
+
+    from search.worker import _tell
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="tell", storage=url, directions=["maximize", "minimize"])
+    stalled, running = study.ask(), study.ask()
+    other_process = optuna.load_study(study_name="tell", storage=url)
+    other_process._storage.set_trial_state_values(stalled._trial_id, optuna.trial.TrialState.FAIL)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match="finished by another process"):
+        _tell(study, stalled, [0.5, 1.0], optuna.trial.TrialState.COMPLETE)
+    with pytest.raises(ValueError, match="number of the values"):
+        _tell(study, running, [0.5], optuna.trial.TrialState.COMPLETE)
+    assert [trial.state.name for trial in study.get_trials()] == ["FAIL", "RUNNING"]
+
+
 def _stop_outside_a_write(process, database) -> None:
     """SIGSTOP ``process`` at a moment it holds no SQLite write lock (else every other writer would wait)."""
     while True:
