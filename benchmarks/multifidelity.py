@@ -198,7 +198,7 @@ def report(args, methods, seeds) -> None:
     import optuna
 
     from studies.front import constant_mask, study_points
-    from studies.pareto import hypervolume
+    from studies.pareto import hypervolume, hypervolume_above
     from studies.storage import open_storage
 
     opened = open_storage(storage(args), create=False)
@@ -216,17 +216,10 @@ def report(args, methods, seeds) -> None:
         last_rung_unet = _rung_unet_dice(studies, seed)
         baseline = baselines[method, seed]
         rows[method, seed] = {"hypervolume": hypervolume(points, OBJECTIVES, reference),
-                              "hypervolume_above_constant_mask": _above(points, reference, baseline),
+                              "hypervolume_above_constant_mask": None if baseline is None else
+                              hypervolume_above(points, baseline, OBJECTIVES, reference),
                               **figures(points, last_rung_unet, args.image_size, baseline)}
     _print(rows, methods, reference, args)
-
-
-def _above(points, reference: dict, baseline) -> float | None:
-    """The hypervolume with the constant mask's Dice as the reference's: what the study found beyond
-    the trivial predictor (on isbi2012 the plain hypervolume mostly rewards cheap constant masks)."""
-    from studies.pareto import hypervolume
-
-    return None if baseline is None else hypervolume(points, OBJECTIVES, {**reference, "dice": baseline.values["dice"]})
 
 
 def _reference(given: str | None, studies) -> dict:

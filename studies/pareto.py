@@ -93,6 +93,23 @@ def hypervolume(
     return float(compute_hypervolume(losses, np.ones(len(names)), assume_pareto=True))
 
 
+def hypervolume_above(
+    points: Iterable[TrialPoint],
+    baseline: TrialPoint,
+    metrics: Iterable[str] | None = None,
+    reference: dict[str, float] | None = None,
+) -> float:
+    """:func:`hypervolume` with ``baseline``'s Dice as the reference's (a constant mask's,
+    :func:`studies.front.constant_mask`): the share of the box the candidates reach beyond the
+    trivial predictor, where the plain hypervolume also rewards cheap models that learned nothing."""
+    points = list(points)
+    names = metrics_for(points, metrics)
+    floor = baseline.values["dice"]
+    if "dice" not in names or floor >= IDEAL["dice"]:
+        return 0.0
+    return hypervolume(points, names, {**_reference(points, names, reference), "dice": floor})
+
+
 def _reference(points, names, reference) -> dict[str, float]:
     if reference is None:
         return default_reference(points, names)

@@ -54,6 +54,7 @@ class StudyStatus:
     confirmed: list = dataclasses.field(default_factory=list)  # studies.confirmed.Confirmed, 'search confirm'
     constant_mask_dice: float | None = None  # what a model must beat (studies.front.constant_mask)
     no_better_than_constant: list = dataclasses.field(default_factory=list)  # front members that do not beat it
+    hypervolume_above_constant: float | None = None  # the hypervolume with its Dice as the reference's
 
     @property
     def n_trials(self) -> int:
@@ -92,6 +93,7 @@ class StudyStatus:
             "confirmed": [c.to_dict() for c in self.confirmed],
             "constant_mask_dice": self.constant_mask_dice,
             "no_better_than_constant_mask": list(self.no_better_than_constant),
+            "hypervolume_above_constant_mask": self.hypervolume_above_constant,
         }
 
 
@@ -142,6 +144,7 @@ def study_status(study, now: datetime.datetime | None = None) -> StudyStatus:
         confirmed=load_confirmed(study),
         constant_mask_dice=baseline.values["dice"] if baseline else None,
         no_better_than_constant=[p.number for p in members if baseline and "dice" in p.values and no_better_than(p, baseline)],
+        hypervolume_above_constant=pareto.hypervolume_above(points, baseline, metrics, reference) if baseline and metrics else None,
     )
 
 
@@ -253,7 +256,9 @@ def format_status(status: StudyStatus) -> str:
         f"trials: {status.n_trials} ({_states_line(status.states, status.infeasible)})",
     ]
     if status.front:
-        lines.append(f"Pareto front: {len(status.front)} trial(s), hypervolume {status.hypervolume:.4f} (reference {reference})")
+        above = status.hypervolume_above_constant
+        lines.append(f"Pareto front: {len(status.front)} trial(s), hypervolume {status.hypervolume:.4f} (reference {reference})"
+                     + (f", {above:.4f} above the constant mask" if above is not None else ""))
         lines.append(format_front(status.front))
         lines += _constant_mask_line(status)
     else:

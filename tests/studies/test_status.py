@@ -129,3 +129,7 @@ def test_status_names_front_members_no_better_than_a_constant_mask(tmp_path):
     assert "interval): #0;" in status.format_status(result)
     assert "--pick 'dice>=0.855,min:latency'" in status.format_status(result)
     assert result.to_dict()["no_better_than_constant_mask"] == [0]
+    # the hypervolume with the constant mask as its Dice reference: both boxes by hand, minus their overlap
+    assert result.hypervolume_above_constant == pytest.approx(0.006754, abs=1e-6)
+    assert "), 0.0068 above the constant mask\n" in status.format_status(result)
+    assert result.to_dict()["hypervolume_above_constant_mask"] == result.hypervolume_above_constant
