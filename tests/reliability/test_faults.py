@@ -209,11 +209,11 @@ def test_a_trial_failed_as_stale_while_its_worker_stalled_is_dropped_and_the_wor
     worker = subprocess.Popen(worker_job(tmp_path, "stall", budget=1), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # Stopped before training ends, so that several writes are still to come: stopped later, under
     # load, the worker could finish its tiny trial while _stop_outside_a_write waits for a free lock.
-    while worker.poll() is None and not _query(database, _running_with("summary", without="training")):
+    while worker.poll() is None and not _query(database, MOMENTS["training"]):
         time.sleep(0.02)
     _stop_outside_a_write(worker, database)
     try:
-        assert _query(database, _running_with("summary", without="training")), "the worker was not stopped mid-training"
+        assert _query(database, MOMENTS["training"]), "the worker was not stopped mid-training"
         time.sleep(5)  # > the 4 s grace period of NAS_LITE_HEARTBEAT=1,4
         url = f"sqlite:///{database}"
         study = optuna.load_study(study_name="stall", storage=open_storage(url, heartbeat_interval=1, grace_period=4))
