@@ -6,7 +6,7 @@
 Per seed (which draws the split, the initialisation and the data order): a ``unet`` teacher
 trained ``--teacher-epochs`` (the last rung of ``--rungs 2,6,18``); each light architecture
 trained ``--epochs`` plainly and with the teacher's soft targets (``--distill unet``, at each
-``--distill WEIGHT:TEMPERATURE``; the option's defaults unless told); and, for ``--stage-archs``, ``--stages`` (2 -> 6 -> 18,
+``--distill WEIGHT:TEMPERATURE[:TERM]``; the options' defaults unless told); and, for ``--stage-archs``, ``--stages`` (2 -> 6 -> 18,
 resumed from the stored weights and optimizer state as a promoted rung is) against one plain run
 of the last stage's epochs. Every figure is the float32 TFLite model's Dice on the validation and
 on the test split. Prints mean and spread (sample std) over seeds; each run is appended to a
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluators.distill import DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, teacher_targets  # noqa: E402
+from evaluators.distill import DEFAULT_SOFT_TERM, DEFAULT_TEMPERATURE, DEFAULT_WEIGHT, teacher_targets  # noqa: E402
 
 LIGHT = ("depthwise:8", "fire:8", "shuffle:8")
 
@@ -38,7 +38,8 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=6, help="the students' epochs")
     parser.add_argument("--teacher-epochs", type=int, default=18)
     parser.add_argument("--archs", default=",".join(LIGHT), help="PRESET:WIDTH,... light students ('' for none)")
-    parser.add_argument("--distill", default="0.5:2", help="WEIGHT:TEMPERATURE,... of the soft term (default: the option's)")
+    parser.add_argument("--distill", default=f"{DEFAULT_WEIGHT:g}:{DEFAULT_TEMPERATURE:g}:{DEFAULT_SOFT_TERM}",
+                        help="WEIGHT:TEMPERATURE[:TERM],... of the soft term (default: the options')")
     parser.add_argument("--stages", default="2,6,18")
     parser.add_argument("--stage-archs", default="depthwise:8,unet:16")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -97,11 +98,16 @@ def run_seed(args, seed: int) -> None:
                 file.write(json.dumps({"seed": seed, "run": name, **row}) + "\n")
 
 
+def teacher_setting(setting: str) -> tuple[float, float, str]:
+    """``WEIGHT:TEMPERATURE[:TERM]`` as the weight, temperature and soft term of a Teacher."""
+    weight, temperature, *term = setting.split(":")
+    return float(weight), float(temperature), term[0] if term else DEFAULT_SOFT_TERM
+
+
 def distilled(arch: str, setting: str) -> str:
-    """The run's name: the option's default setting keeps the plain name."""
-    weight, temperature = (float(x) for x in setting.split(":"))
-    default = (weight, temperature) == (DEFAULT_WEIGHT, DEFAULT_TEMPERATURE)
-    return f"{arch} distilled" + ("" if default else f" w{weight:g} T{temperature:g}")
+    """The run's name, which spells the whole setting (defaults change; the JSON-lines file stays)."""
+    weight, temperature, term = teacher_setting(setting)
+    return f"{arch} distilled w{weight:g} T{temperature:g} {term}"
 
 
 def _needs_teacher(args, seed: int) -> bool:
@@ -130,7 +136,7 @@ def train_and_score(spec, data, how: dict, training: dict, targets) -> tuple[dic
                             resume=trained and trained.history.checkpoint)
             done_epochs = end
     else:
-        teacher = Teacher(targets, *(float(x) for x in how["distill"].split(":"))) if "distill" in how else None
+        teacher = Teacher(targets, *teacher_setting(how["distill"])) if "distill" in how else None
         trained = train(spec, data, how["epochs"], training, clock, teacher=teacher)
     tflite = convert(spec, trained.model, data.train_images, clock)
     val, test = score(tflite, data, clock), score(tflite, data, clock, split="test")

@@ -4,8 +4,11 @@ The teacher's probabilities on the training images are computed once (:func:`tea
 and ride along with the masks as a second channel, so the random flips of
 :func:`evaluators.train.training_dataset` turn them with the images and a student's training step
 costs no teacher forward pass. :func:`distillation_loss` mixes the usual BCE + Dice on the mask
-with a BCE between the student's and the teacher's probabilities softened by a temperature (on
-the logits, as Hinton et al. do for a softmax; scaled by T^2 so the weight means the same at any T).
+with a soft term between the student's and the teacher's probabilities softened by a temperature
+(on the logits, as Hinton et al. do for a softmax; scaled by T^2 so the weight means the same at
+any T). The soft term is one of ``SOFT_TERMS``: ``bce``, Hinton's, or ``bce-dice``, the hard
+term's own BCE + Dice with the teacher's soft mask as the target, so that the soft term keeps the
+class balance the Dice gives the hard one (BCE alone rewards the background on sparse masks).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from space import _tf
 
 DEFAULT_WEIGHT = 0.5
 DEFAULT_TEMPERATURE = 2.0
+DEFAULT_SOFT_TERM = "bce"
 EPSILON = 1e-6
 
 
@@ -29,9 +33,10 @@ class Teacher:
     targets: np.ndarray
     weight: float = DEFAULT_WEIGHT
     temperature: float = DEFAULT_TEMPERATURE
+    soft_term: str = DEFAULT_SOFT_TERM
 
     def loss(self):
-        return distillation_loss(self.weight, self.temperature)
+        return distillation_loss(self.weight, self.temperature, self.soft_term)
 
 
 def teacher_targets(predict, images, batch_size: int = 16) -> np.ndarray:
@@ -59,20 +64,38 @@ def soften(probabilities, temperature: float):
     return tf.sigmoid(tf.math.log(p / (1 - p)) / temperature)
 
 
-def distillation_loss(weight: float = DEFAULT_WEIGHT, temperature: float = DEFAULT_TEMPERATURE):
-    """A Keras loss on ``y_true = [mask, teacher]``: (1 - w) * BCE+Dice(mask) + w * T^2 * BCE(soft student, soft teacher)."""
+def bce_loss(y_true, y_pred):
+    """Binary cross-entropy, per image."""
+    tf = _tf.tensorflow()
+    return tf.reduce_mean(_tf.keras().losses.binary_crossentropy(y_true, y_pred), axis=[1, 2])
+
+
+def bce_dice_loss(y_true, y_pred):
+    """The hard term's loss, :func:`evaluators.train.bce_dice_loss`."""
+    from evaluators.train import bce_dice_loss
+
+    return bce_dice_loss(y_true, y_pred)
+
+
+SOFT_TERMS = {"bce": bce_loss, "bce-dice": bce_dice_loss}
+
+
+def distillation_loss(weight: float = DEFAULT_WEIGHT, temperature: float = DEFAULT_TEMPERATURE,
+                      soft_term: str = DEFAULT_SOFT_TERM):
+    """A Keras loss on ``y_true = [mask, teacher]``: (1 - w) * BCE+Dice(mask, student) + w * T^2 * term(soft teacher, soft student)."""
     if not 0 <= weight <= 1:
         raise ValueError(f"distill weight: must be between 0 and 1, got {weight}")
     if not temperature > 0:
         raise ValueError(f"distill temperature: must be positive, got {temperature}")
-    from evaluators.train import bce_dice_loss
+    if soft_term not in SOFT_TERMS:
+        raise ValueError(f"distill soft term: unknown {soft_term!r}; choose from {', '.join(SOFT_TERMS)}")
+    term = SOFT_TERMS[soft_term]
 
     def loss(y_true, y_pred):
         tf = _tf.tensorflow()
-        keras = _tf.keras()
         y_true = tf.cast(y_true, y_pred.dtype)
         mask, teacher = y_true[..., :1], y_true[..., 1:]
-        soft = keras.losses.binary_crossentropy(soften(teacher, temperature), soften(y_pred, temperature))
-        return (1 - weight) * bce_dice_loss(mask, y_pred) + weight * temperature ** 2 * tf.reduce_mean(soft, axis=[1, 2])
+        soft = term(soften(teacher, temperature), soften(y_pred, temperature))
+        return (1 - weight) * bce_dice_loss(mask, y_pred) + weight * temperature ** 2 * soft
 
     return loss

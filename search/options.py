@@ -29,6 +29,7 @@ DEFAULT_STORAGE = "sqlite:///studies.db"  # studies.storage.DEFAULT_URL, not imp
 TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
 EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
 LR_SCHEDULES = ("cosine", "constant")  # see evaluators.train.learning_rate_schedule
+DISTILL_TERMS = ("bce", "bce-dice")  # see evaluators.distill.SOFT_TERMS
 CLOCKS = ("wall", "cpu")  # see evaluators.runtime.Protocol
 KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
@@ -92,6 +93,8 @@ OPTIONS = (
            group=_DATA, low=0, high=1),
     Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
            group=_DATA, above=0),
+    Option("distill_term", str, "bce", "with --distill: the soft term, bce (Hinton's) or bce-dice (the mask's own "
+           "loss, with the teacher's soft mask as the target)", group=_DATA, choices=DISTILL_TERMS),
     Option("fine_tune_epochs", int, 1, "epochs of fine-tuning after --channel-keeps pruning or --rank-fractions "
            "factorisation (0: none)", group=_DATA, low=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),

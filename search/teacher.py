@@ -129,4 +129,5 @@ def teacher_of(config, store):
     stored = store.teacher(config.study)
     if stored is None:
         raise RuntimeError(f"study {config.study!r} has no teacher stored; 'search start' makes it before the workers start")
-    return Teacher(np.load(io.BytesIO(stored["targets"])), config.distill_weight, config.distill_temperature)
+    return Teacher(np.load(io.BytesIO(stored["targets"])), config.distill_weight, config.distill_temperature,
+                   config.distill_term)

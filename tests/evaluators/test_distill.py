@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from evaluators.accuracy import dice_iou
-from evaluators.distill import Teacher, distillation_loss, soften, teacher_targets, with_targets
+from evaluators.distill import SOFT_TERMS, Teacher, bce_loss, distillation_loss, soften, teacher_targets, with_targets
 from evaluators.train import bce_dice_loss, train, training_dataset
 from space.model import build
 from space.spec import uniform
@@ -34,8 +34,29 @@ def test_the_loss_is_the_plain_one_at_weight_0_and_rises_with_disagreement():
     assert float(soften(tf.constant(0.9), 3.0)) < 0.9
     with pytest.raises(ValueError, match="between 0 and 1"):
         distillation_loss(1.5)
+    with pytest.raises(ValueError, match="unknown 'kl'; choose from bce, bce-dice"):
+        distillation_loss(0.5, 1.0, "kl")
     with pytest.raises(ValueError, match="positive"):
         distillation_loss(0.5, 0)
+
+
+def test_each_soft_term_compares_the_softened_predictions_and_the_option_names_them_all():
+    """bce-dice weighs a missed sparse foreground as the hard term does; bce hardly sees it."""
+    import tensorflow as tf
+
+    from search.options import DISTILL_TERMS
+
+    assert DISTILL_TERMS == tuple(SOFT_TERMS)
+    mask = np.zeros((1, 8, 8, 1), np.float32)
+    teacher = mask.copy()
+    teacher[0, :2, :2] = 0.9  # the teacher sees a small object
+    pred = tf.constant(np.full((1, 8, 8, 1), 0.05, np.float32))  # the student sees none
+    y_true = tf.constant(np.concatenate([mask, teacher], axis=-1))
+    for term, expected in [("bce", bce_loss), ("bce-dice", bce_dice_loss)]:
+        soft = expected(soften(tf.constant(teacher), 2.0), soften(pred, 2.0))
+        np.testing.assert_allclose(distillation_loss(1.0, 2.0, term)(y_true, pred), 4.0 * soft, rtol=1e-5)
+    bce_only, with_dice = (float(distillation_loss(1.0, 1.0, term)(y_true, pred)[0]) for term in ("bce", "bce-dice"))
+    assert with_dice > bce_only + 0.5, (bce_only, with_dice)
 
 
 def test_a_student_learns_the_teachers_answer(data):

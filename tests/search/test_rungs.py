@@ -159,6 +159,27 @@ def test_a_teacher_that_is_not_stored_is_refused_before_a_study_is_made(tmp_path
     assert missing.stderr.strip().count("\n") == 0 and not (tmp_path / "studies.db").exists()  # nothing left behind
 
 
+def test_the_studys_teacher_carries_the_distill_options(tmp_path):
+    import io
+
+    import numpy as np
+
+    from search.config import SearchConfig
+    from search.teacher import teacher_of
+    from studies.store import ResultStore
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = SearchConfig(study="s", storage=url, distill="unet", distill_weight=0.3, distill_temperature=1.0,
+                          distill_term="bce-dice")
+    buffer = io.BytesIO()
+    np.save(buffer, np.full((2, 4, 4, 1), 0.25, np.float32))
+    with ResultStore(url) as store:
+        store.save_teacher("s", "unet", buffer.getvalue(), {})
+        teacher = teacher_of(config, store)
+    assert (teacher.weight, teacher.temperature, teacher.soft_term) == (0.3, 1.0, "bce-dice")
+    assert teacher.targets.shape == (2, 4, 4, 1) and float(teacher.targets.max()) == 0.25
+
+
 def test_a_worker_claims_the_promotion_of_a_parent_it_trained_first_and_each_promotion_once(tmp_path):
     """6 candidates at rung 0, eta 3: #0 and #1 are due, #0 first; a worker that trained #1 takes
     #1 (it trains on in that worker's live models); the next claim takes #0; then none is due."""
