@@ -2,13 +2,15 @@
 bfloat16 mixed precision (oneDNN runs it on AVX-512 BF16 and AMX where the CPU has them), and
 TensorFlow's own Eigen kernels in place of oneDNN's (``TF_ENABLE_ONEDNN_OPTS=0``).
 
-    python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3]
+    python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3] [--seeds 0]
 
 For unet and a light candidate (depthwise, width 8), trains as ``evaluators.train.train`` does (the
 same optimizer, schedule, loss and input pipeline) under each setting and prints the steady-state
 milliseconds per step (epochs after the first, which includes tracing) and the ratio to the
 default, with the host CPU and load. A setting is worth adopting at 1.2x or more at equal Dice;
-the validation Dice after the last epoch is printed beside it (the same seed for all).
+the validation Dice after the last epoch is printed beside it (the same seeds for all; with
+several ``--seeds``, which draw the initialisation and the order of the images, the mean and
+spread over them, and the step time's mean).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,10 +47,10 @@ def run(spec, data, setting: dict, args) -> tuple[float, float]:
 
     tf, keras = _tf.tensorflow(), _tf.keras()
     keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(setting.get("policy", "float32"))
     try:
-        model = build(spec, seed=0)
+        model = build(spec, seed=args.seed)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     steps = math.ceil(len(data["train_images"]) / args.batch)
@@ -55,7 +58,7 @@ def run(spec, data, setting: dict, args) -> tuple[float, float]:
     loss = lambda masks, predicted: bce_dice_loss(masks, tf.cast(predicted, tf.float32))  # noqa: E731
     model.compile(optimizer=optimizer, loss=loss, jit_compile=setting.get("jit_compile", False),
                   steps_per_execution=setting.get("steps_per_execution", 1))
-    dataset = training_dataset(data["train_images"], data["train_masks"], args.batch, 0, args.epochs)
+    dataset = training_dataset(data["train_images"], data["train_masks"], args.batch, args.seed, args.epochs)
     stamps = []
     clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: stamps.append(time.perf_counter()))
     stamps.append(time.perf_counter())
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
     from evaluators.data import load_dataset
     from space.spec import uniform
@@ -87,13 +91,20 @@ def main() -> None:
     for label, spec in models.items():
         base = None
         for name in args.settings.split(","):
-            setting = SETTINGS[name]
-            if "intra" in setting or "env" in setting:  # fixed once per process: measure in a child
-                per_step, dice = _in_child(label, name, args)
-            else:
-                per_step, dice = run(spec, data, setting, args)
+            runs = [_measure(label, spec, data, name, argparse.Namespace(**{**vars(args), "seed": int(seed)}))
+                    for seed in args.seeds.split(",")]
+            per_step, dice = statistics.mean(r[0] for r in runs), [r[1] for r in runs]
             base = base or per_step
-            print(f"{label:>13} | {name:<22} | {per_step:8.1f} ms/step | {base / per_step:4.2f}x | Dice {dice:.3f}", flush=True)
+            spread = f" ± {statistics.stdev(dice):.3f}" if len(dice) > 1 else ""
+            print(f"{label:>13} | {name:<22} | {per_step:8.1f} ms/step | {base / per_step:4.2f}x | "
+                  f"Dice {statistics.mean(dice):.3f}{spread} ({', '.join(f'{d:.3f}' for d in dice)})", flush=True)
+
+
+def _measure(label: str, spec, data, name: str, args) -> tuple[float, float]:
+    setting = SETTINGS[name]
+    if "intra" in setting or "env" in setting:  # fixed once per process: measure in a child
+        return _in_child(label, name, args)
+    return run(spec, data, setting, args)
 
 
 def _in_child(label: str, name: str, args) -> tuple[float, float]:
