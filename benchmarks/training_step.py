@@ -2,9 +2,10 @@
 bfloat16 mixed precision (oneDNN runs it on AVX-512 BF16 and AMX where the CPU has them), and
 TensorFlow's own Eigen kernels in place of oneDNN's (``TF_ENABLE_ONEDNN_OPTS=0``).
 
-    python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3] [--seeds 0]
+    python benchmarks/training_step.py [--size 128] [--images 96] [--batch 4] [--epochs 3] [--seeds 0] \\
+        [--models unet:16,depthwise:8]
 
-For unet and a light candidate (depthwise, width 8), trains as ``evaluators.train.train`` does (the
+For unet and a light candidate (depthwise, width 8; ``--models``: any presets at a width), trains as ``evaluators.train.train`` does (the
 same optimizer, schedule, loss and input pipeline) under each setting and prints the steady-state
 milliseconds per step (epochs after the first, which includes tracing) and the ratio to the
 default, with the host CPU and load. A setting is worth adopting at 1.2x or more at equal Dice;
@@ -41,7 +42,7 @@ SETTINGS = {
 
 def run(spec, data, setting: dict, args) -> tuple[float, float]:
     from evaluators.accuracy import dice_iou, predict_keras
-    from evaluators.train import bce_dice_loss, learning_rate_schedule, training_dataset
+    from evaluators.train import bce_dice_loss, learning_rate_schedule, training_dataset, training_form
     from space import _tf
     from space.model import build
 
@@ -50,7 +51,7 @@ def run(spec, data, setting: dict, args) -> tuple[float, float]:
     keras.utils.set_random_seed(args.seed)
     keras.mixed_precision.set_global_policy(setting.get("policy", "float32"))
     try:
-        model = build(spec, seed=args.seed)
+        model = build(spec, grouped=training_form(spec), seed=args.seed)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     steps = math.ceil(len(data["train_images"]) / args.batch)
@@ -77,18 +78,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--seeds", default="0")
+    parser.add_argument("--models", default="unet:16,depthwise:8", help="PRESET:WIDTH,...")
     args = parser.parse_args()
     from evaluators.data import load_dataset
-    from space.spec import uniform
-
     loaded = load_dataset(args.data, args.size, limit=args.images + 24, seed=0, synthetic_count=args.images + 24)
     data = {"train_images": loaded.train_images, "train_masks": loaded.train_masks,
             "val_images": loaded.val_images, "val_masks": loaded.val_masks}
     print(f"{host_line()}; {args.data} {len(loaded.train_images)} images "
           f"{args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs (the first not timed)")
-    models = {"unet": uniform("standard", depth=4, base_width=16, input_size=args.size),
-              "depthwise w8": uniform("depthwise", depth=4, base_width=8, input_size=args.size)}
-    for label, spec in models.items():
+    for label in args.models.split(","):
+        spec = model_spec(label, args.size)
         base = None
         for name in args.settings.split(","):
             runs = [_measure(label, spec, data, name, argparse.Namespace(**{**vars(args), "seed": int(seed)}))
@@ -126,15 +125,22 @@ def child(label: str, options: dict) -> tuple[float, float]:
     from types import SimpleNamespace
 
     from evaluators.data import load_dataset
-    from space.spec import uniform
 
     args = SimpleNamespace(**options)
     loaded = load_dataset(args.data, args.size, limit=args.images + 24, seed=0, synthetic_count=args.images + 24)
     data = {"train_images": loaded.train_images, "train_masks": loaded.train_masks,
             "val_images": loaded.val_images, "val_masks": loaded.val_masks}
-    spec = {"unet": uniform("standard", depth=4, base_width=16, input_size=args.size),
-            "depthwise w8": uniform("depthwise", depth=4, base_width=8, input_size=args.size)}[label]
-    return run(spec, data, {}, args)
+    return run(model_spec(label, args.size), data, {}, args)
+
+
+def model_spec(label: str, size: int):
+    """``PRESET:WIDTH`` as a float spec (``unet:16`` is unet, ``depthwise:8`` the light candidate)."""
+    import dataclasses
+
+    from space.presets import preset
+
+    name, width = label.split(":")
+    return dataclasses.replace(preset(name, size, 3), base_width=int(width))
 
 
 if __name__ == "__main__":

@@ -334,7 +334,7 @@ def fit_candidate(
     from space.model import build
 
     start = time.perf_counter()
-    form = "masked" if any(stage.groups > 1 for _, _, stage in spec.stages()) else "native"
+    form = training_form(spec)
     wants_qat = spec.quant.policy.trains_aware
     float_epochs, qat_epochs = split_epochs(epochs, wants_qat, spec.sparsity > 0, qat_fraction)
     info = {
@@ -368,6 +368,12 @@ def fit_candidate(
     info["sparsity"] = compress.sparsity(native)
     info["seconds"] = time.perf_counter() - start
     return native, history, info
+
+
+def training_form(spec) -> str:
+    """``masked``: grouped convolutions train as dense ones with a block-diagonal mask (see
+    ``space.blocks``), then move into the ``native`` model they convert from; ``native`` otherwise."""
+    return "masked" if any(stage.groups > 1 for _, _, stage in spec.stages()) else "native"
 
 
 def _at_input_size(data, teacher, size: int):
