@@ -20,7 +20,7 @@ from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and ali
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
 BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
-               "test_fraction": 0.0, "latency": "measured", "latency_clock": "wall"}
+               "test_fraction": 0.0, "latency": "measured", "latency_clock": "wall", "rungs": None}
 
 
 class _Methods:
@@ -38,8 +38,7 @@ class _Methods:
         if len(objectives) < 2 or len(set(objectives)) != len(objectives):
             raise ValueError("--objectives: name two or three different ones of dice, latency, size")
         object.__setattr__(self, "objectives", objectives)
-        if self.rungs:
-            object.__setattr__(self, "epochs", self.rung_plan.horizon)  # the most a candidate trains
+        self._resolve_rungs()
         if self.latency != "measured" and not (self.latency.startswith("predicted:") and self.predicted_device):
             raise ValueError(f"--latency: {self.latency!r} is neither 'measured' nor 'predicted:NAME' "
                              "(NAME: a device 'search device show' lists)")
@@ -49,6 +48,19 @@ class _Methods:
 
             parse_source(self.distill, list(PRESETS))  # ValueError for a bad one
         self._check_input_sizes(self.space)  # validates the narrowing now, not in a worker
+
+    def _resolve_rungs(self) -> None:
+        """``auto`` as :func:`search.rungs.ladder` of the epochs, ``off`` (or a single rung) as
+        ``None``, one fidelity; with rungs, the epochs are those of the last."""
+        from search.rungs import ladder
+
+        rungs = ladder(self.epochs, self.eta) if self.rungs == "auto" else self.rungs
+        rungs = None if rungs in (None, "off") else tuple(rungs)
+        if rungs and len(rungs) == 1:
+            object.__setattr__(self, "epochs", rungs[0])
+        object.__setattr__(self, "rungs", rungs if rungs and len(rungs) > 1 else None)
+        if self.rungs:
+            object.__setattr__(self, "epochs", self.rung_plan.horizon)  # checks them; the most a candidate trains
 
     @property
     def predicted_device(self) -> str | None:

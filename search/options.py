@@ -56,6 +56,7 @@ class Option:
     space_field: str | None = None  # the ``space.sampling.SearchSpace`` field it narrows
     secret: bool = False  # never stored
     aliases: tuple[str, ...] = ()  # more flags for it (a bool gets --no-FLAG for each too)
+    words: tuple[str, ...] = ()  # words it takes as they are, in place of a value (--rungs auto)
 
     @property
     def option_string(self) -> str:
@@ -81,10 +82,11 @@ OPTIONS = (
            above=0, high=0.8),
     Option("test_fraction", float, 0.2, "share of the pairs held out for reporting only (a folder's own test/ "
            "replaces it; 0: none)", group=_DATA, low=0, high=0.8),
-    Option("epochs", int, 3, "training epochs per trial (with --rungs: those of the last rung)", group=_DATA, low=1),
-    Option("rungs", int, None, "epochs at the end of each rung, e.g. 2,6,18: every candidate trains to the first, "
-           "and the best 1/eta of each rung (and the unet reference) go on to the next", group=_DATA, many=True,
-           metavar="E,E", shown="off", low=1),
+    Option("epochs", int, 9, "training epochs per candidate (with rungs: those of the last rung)", group=_DATA, low=1),
+    Option("rungs", int, "auto", "epochs at the end of each rung, e.g. 2,6,18: every candidate trains to the first, "
+           "and the best 1/eta of each rung (and the unet reference) go on to the next; auto: epochs/eta^2, "
+           "epochs/eta, epochs (1,3,9); off: every candidate trains all its epochs", group=_DATA, many=True,
+           metavar="E,E", low=1, words=("auto", "off"), hint="give increasing epochs such as 2,6,18, auto or off"),
     Option("eta", int, 3, "with --rungs: 1/eta of each rung is promoted", group=_DATA, low=2),
     Option("distill", str, None, "a teacher for every searched candidate: a preset name, such as unet, trained "
            "once per study for --epochs, or trial:N@STUDY, a stored trial of this storage as it was stored",
@@ -174,8 +176,8 @@ def convert(option: Option, value: Any, choices: bool = True) -> Any:
     """``value`` (from TOML, a stored study or Python) as ``option`` holds it: a tuple when ``many``,
     a float for an int given to a float option. Raises ValueError saying what is wrong, without the
     option's name (the caller names it as its user wrote it)."""
-    if value is None and option.default is None:
-        return None
+    if value is None and (option.default is None or option.words) or value in option.words:
+        return value  # an option with words holds None once a word is resolved to "none" (--rungs off)
     if not option.many:
         return _item(option, value, choices)
     if isinstance(value, str):
@@ -268,6 +270,8 @@ def parser_type(option: Option):
     single = dataclasses.replace(option, many=False) if option.repeat else option
 
     def parse(text: str):
+        if text in option.words:
+            return text
         try:
             value = [_from_text(single, item) for item in _split(text)] if single.many else _from_text(single, text)
             return convert(single, value, choices=False)

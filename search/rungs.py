@@ -35,6 +35,12 @@ from studies.front import TrialPoint, candidates, nondominated_ranks
 ETA = 3
 
 
+def ladder(epochs: int, eta: int = ETA) -> tuple[int, ...]:
+    """The rungs of ``--rungs auto``: ``epochs``, ``epochs/eta`` and ``epochs/eta**2`` (rounded, at
+    least one epoch, repeats dropped): 9 -> 1,3,9; 18 -> 2,6,18; 2 -> 1,2; 1 -> 1, one fidelity."""
+    return tuple(sorted({max(1, round(epochs / eta**k)) for k in (2, 1, 0)}))
+
+
 @dataclasses.dataclass(frozen=True)
 class Rungs:
     """The epochs a candidate has trained for at the end of each rung (increasing), and ``eta``."""

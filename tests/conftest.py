@@ -83,8 +83,9 @@ def postgres_url():
 
 
 TINY_SEARCH = (
-    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--batch-size", "8",
-    "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8", "--no-presets",
+    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--rungs", "off",
+    "--batch-size", "8", "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8",
+    "--no-presets",
 )
 
 

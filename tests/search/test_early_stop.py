@@ -73,7 +73,7 @@ def test_costs_are_asked_for_only_when_two_members_are_ahead():
 def test_a_trial_behind_two_cheaper_front_members_is_pruned_with_its_untrained_costs(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(storage=url, data_limit=40, image_size=32, epochs=3, batch_size=8, depths=(3,), widths=(4,),
-                          threads=1, quant_modes=("float32",), early_stop="cheaper")
+                          threads=1, quant_modes=("float32",), early_stop="cheaper", rungs="off")
     context = TrialContext(config, load_dataset("synthetic", 32, 3, seed=0, limit=40), LocalDevice(threads=1),
                            ResultStore(url), latency_protocol(1))
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -90,7 +90,7 @@ def test_a_search_with_rungs_promotes_from_checkpoints_and_counts_candidates(tmp
     from studies.storage import load_study
     from tests.conftest import TINY_SEARCH, run_cli
 
-    tiny = [a for a in TINY_SEARCH if a not in ("--epochs", "2")]
+    tiny = [a for a in TINY_SEARCH if a not in ("--epochs", "2", "--rungs", "off")]
     result = run_cli("start", "--budget", "4", "--study", "r", "--rungs", "1,2", "--eta", "2", *tiny, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     url = f"sqlite:///{tmp_path / 'studies.db'}"

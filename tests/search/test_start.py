@@ -16,8 +16,9 @@ import pytest
 from tests.conftest import ROOT, run_cli
 
 TINY = (
-    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--batch-size", "8",
-    "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8", "--no-presets",
+    "--data", "synthetic", "--data-limit", "40", "--image-size", "32", "--epochs", "2", "--rungs", "off",
+    "--batch-size", "8", "--depths", "3", "--widths", "4,8", "--threads", "1", "--quant-modes", "float32,int8",
+    "--no-presets",
 )
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
