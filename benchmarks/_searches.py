@@ -15,7 +15,7 @@ STORAGE = f"sqlite:///{(OUT / 'samplers.db').resolve()}"
 # runs had (before the cosine schedule and batch 8 became the defaults), so that their studies
 # keep their meaning; --batch-size, --learning-rate and --lr-schedule choose another.
 SMALL = dict(data="synthetic", data_limit=160, image_size=32, epochs=3, batch_size=16, learning_rate=1e-3,
-             lr_schedule="constant", threads=1, latency_clock="cpu", widths=(4, 8, 12, 16))
+             lr_schedule="constant", threads=1, latency_clock="cpu", widths=(4, 8, 12, 16), rungs=None)
 OPTIONS = ("data", "image_size", "data_limit", "epochs", "batch_size", "learning_rate", "lr_schedule")
 
 

@@ -75,7 +75,7 @@ def _search(args, storage: str, name: str) -> None:
     limit = ("--data-limit", args.data_limit) if args.data_limit else ()
     sizes = ("--search-input-size", args.search_input_size) if args.search_input_size else ()
     _cli("start", "--storage", storage, "--study", name, "--data", data, "--image-size", args.image_size,
-         "--budget", args.budget, "--epochs", args.search_epochs, "--threads", args.threads,
+         "--budget", args.budget, "--epochs", args.search_epochs, "--rungs", "off", "--threads", args.threads,
          "--latency-clock", args.latency_clock, "--seed", args.seed, "--quiet", *limit, *sizes)
 
 

@@ -69,7 +69,7 @@ def run(args, method: str, seed: int) -> None:
         pass
     command = [sys.executable, "-m", "search", "start", "--budget", str(args.budget), "--seed", str(seed),
                "--study", name, "--storage", storage(args)]
-    command += ["--rungs", method.split()[1]] if method != "plain" else []
+    command += ["--rungs", method.split()[1] if method != "plain" else "off"]
     print(f"== {name}: {' '.join(command[1:])}", file=sys.stderr)
     begin = time.perf_counter()
     subprocess.run(command, check=True, cwd=args.out)

@@ -85,7 +85,7 @@ def search(args):
         data=args.data, image_size=args.image_size, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
         data_limit=args.data_limit, threads=args.threads, latency_clock=args.latency_clock, seed=args.seed,
-        enqueue_presets=True, early_stop=args.early_stop,
+        enqueue_presets=True, early_stop=args.early_stop, rungs=None,
     )
     # The study's name does not carry these: continuing it with other values must fail, not mix.
     defining = {"batch_size", "learning_rate", "lr_schedule", "data_limit", "threads", "latency_clock"}

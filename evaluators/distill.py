@@ -21,7 +21,7 @@ from space import _tf
 
 DEFAULT_WEIGHT = 0.5
 DEFAULT_TEMPERATURE = 2.0
-DEFAULT_SOFT_TERM = "bce"
+DEFAULT_SOFT_TERM = "bce-dice"  # measured: bce cost dsb2018 students 0.05-0.22 Dice at 18 epochs
 EPSILON = 1e-6
 
 

@@ -20,7 +20,8 @@ from studies.metrics import ALIASES as OBJECTIVE_ALIASES  # metric names and ali
 from studies.metrics import METRICS as OBJECTIVES
 # Studies made before a key existed were run as these say; continuing one must not change its training.
 BEFORE_KEYS = {"learning_rate": 1e-3, "lr_schedule": "constant", "enqueue_presets": False, "val_fraction": 0.2,
-               "test_fraction": 0.0, "latency": "measured", "latency_clock": "wall", "rungs": None}
+               "test_fraction": 0.0, "latency": "measured", "latency_clock": "wall", "rungs": None,
+               "distill_term": "bce"}
 
 
 class _Methods:

@@ -95,7 +95,7 @@ OPTIONS = (
            group=_DATA, low=0, high=1),
     Option("distill_temperature", float, 2.0, "with --distill: the temperature that softens both predictions",
            group=_DATA, above=0),
-    Option("distill_term", str, "bce", "with --distill: the soft term, bce (Hinton's) or bce-dice (the mask's own "
+    Option("distill_term", str, "bce-dice", "with --distill: the soft term, bce (Hinton's) or bce-dice (the mask's own "
            "loss, with the teacher's soft mask as the target)", group=_DATA, choices=DISTILL_TERMS),
     Option("fine_tune_epochs", int, 1, "epochs of fine-tuning after --channel-keeps pruning or --rank-fractions "
            "factorisation (0: none)", group=_DATA, low=0),

@@ -170,13 +170,13 @@ def test_the_studys_teacher_carries_the_distill_options(tmp_path):
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     config = SearchConfig(study="s", storage=url, distill="unet", distill_weight=0.3, distill_temperature=1.0,
-                          distill_term="bce-dice")
+                          distill_term="bce")  # not the default
     buffer = io.BytesIO()
     np.save(buffer, np.full((2, 4, 4, 1), 0.25, np.float32))
     with ResultStore(url) as store:
         store.save_teacher("s", "unet", buffer.getvalue(), {})
         teacher = teacher_of(config, store)
-    assert (teacher.weight, teacher.temperature, teacher.soft_term) == (0.3, 1.0, "bce-dice")
+    assert (teacher.weight, teacher.temperature, teacher.soft_term) == (0.3, 1.0, "bce")
     assert teacher.targets.shape == (2, 4, 4, 1) and float(teacher.targets.max()) == 0.25
 
 
