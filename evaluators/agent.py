@@ -108,13 +108,18 @@ on a CPU with VNNI or ARM's dot product ranks int8 models otherwise than one wit
 
 
 def cpu_features() -> list[str]:
-    """The :data:`RANKING_FEATURES` this CPU has (/proc/cpuinfo ``flags`` on x86, ``Features`` on ARM)."""
+    """The :data:`RANKING_FEATURES` this CPU has."""
+    present = cpu_flags()
+    return [feature for feature in RANKING_FEATURES if feature in present]
+
+
+def cpu_flags() -> set[str]:
+    """Every feature flag of this CPU (/proc/cpuinfo ``flags`` on x86, ``Features`` on ARM)."""
     fields = {}
     for line in (_read("/proc/cpuinfo") or "").splitlines():
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.split())
-    present = set(fields.get("flags", []) or fields.get("Features", []))
-    return [feature for feature in RANKING_FEATURES if feature in present]
+    return set(fields.get("flags", []) or fields.get("Features", []))
 
 
 def _memory_bytes() -> int | None:

@@ -93,7 +93,7 @@ def distillation_loss(weight: float = DEFAULT_WEIGHT, temperature: float = DEFAU
 
     def loss(y_true, y_pred):
         tf = _tf.tensorflow()
-        y_true = tf.cast(y_true, y_pred.dtype)
+        y_true, y_pred = tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32)  # a bfloat16 model's output too
         mask, teacher = y_true[..., :1], y_true[..., 1:]
         soft = term(soften(teacher, temperature), soften(y_pred, temperature))
         return (1 - weight) * bce_dice_loss(mask, y_pred) + weight * temperature ** 2 * soft

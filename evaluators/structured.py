@@ -367,14 +367,15 @@ def shrink(spec, model):
     return model, info
 
 
-def compress(spec, model, data, history, fine_tune_epochs: int = FINE_TUNE_EPOCHS, **training):
+def compress(spec, model, data, history, fine_tune_epochs: int = FINE_TUNE_EPOCHS, precision: str = "float32", **training):
     """``(model, history, info)``: :func:`shrink`, then ``fine_tune_epochs`` of training on ``data`` with
     ``training`` (``fit_candidate``'s keywords: its schedule again, warm-up and decay, over the fine-tune).
 
     ``history`` (the training's) gets the fine-tune's epochs appended but keeps its checkpoint: the
     uncompressed model's, which a promoted rung trains on before compressing again. ``info`` adds
     ``val_dice_compressed`` (before the fine-tune), ``fine_tune_epochs`` and ``seconds``. The fine-tune,
-    like the training, sees the training images at the candidate's input size."""
+    like the training, sees the training images at the candidate's input size; it trains the native
+    model, in float32 whatever the training's ``precision``."""
     from evaluators.accuracy import dice_iou, predict_keras
     from evaluators.data import training_split_at
     from evaluators.train import History

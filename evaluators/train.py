@@ -37,6 +37,9 @@ QAT_TOLERANCE = 0.05  # masked vs native QAT outputs: a rounding step may flip i
 CHECK_IMAGES = 4
 BATCHNORM_MOMENTUM = 0.9  # PyTorch's default; see set_batchnorm_momentum
 WARMUP_FRACTION = 0.1  # of a cosine schedule's steps, rising linearly from a tenth of the peak rate
+PRECISIONS = ("float32", "auto", "bfloat16")  # see training_precision
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs whose bfloat16 convolutions oneDNN runs natively
+BFLOAT16_TOLERANCE = 0.05  # bfloat16-trained vs its float32 copy: bfloat16 keeps 8 bits of mantissa
 
 
 class TrainingError(RuntimeError):
@@ -256,7 +259,7 @@ def bce_dice_loss(y_true, y_pred):
     """Binary cross-entropy plus (1 - soft Dice), per image."""
     tf = _tf.tensorflow()
     keras = _tf.keras()
-    y_true = tf.cast(y_true, y_pred.dtype)
+    y_true, y_pred = tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32)  # a bfloat16 model's output too
     bce = tf.reduce_mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=[1, 2])
     overlap = tf.reduce_sum(y_true * y_pred, axis=[1, 2, 3])
     total = tf.reduce_sum(y_true + y_pred, axis=[1, 2, 3])
@@ -312,6 +315,7 @@ def fit_candidate(
     horizon: int | None = None,
     resume: Checkpoint | None = None,
     teacher=None,
+    precision: str = "float32",
 ):
     """Train the candidate ``spec``; returns ``(model, history, info)``.
 
@@ -320,7 +324,7 @@ def fit_candidate(
     this stage; a checkpoint made in this process goes on in its :class:`Live` models (no build, no
     new trace). Pruning and quantization-aware training change the model between phases and are
     trained in one run (:func:`resumable`). ``teacher`` (:class:`evaluators.distill.Teacher`)
-    distils a trained model into the candidate.
+    distils a trained model into the candidate. ``precision``: see :func:`training_precision`.
 
     ``model`` is the native model ready for ``to_tflite(model, spec.quant, calibration)``: plain
     float, pruning stripped, or (a ``trains_aware`` mode: ``int8-qat``) quantization-aware. ``info`` is a JSON-friendly
@@ -328,11 +332,9 @@ def fit_candidate(
     (applied or not), ``qat_unannotated`` (layers left in float), ``qat_note``, ``sparsity_target``,
     ``sparsity`` (zeros among the kernels of the returned model), ``xnnpack_policy`` and
     ``xnnpack_policy_reason``, ``transfer_max_diff`` (masked vs native outputs on a few images),
-    ``resumed_live`` (a stage that went on in the live models),
+    ``resumed_live`` (a stage that went on in the live models), ``precision`` (``float32``/``bfloat16``),
     ``seconds`` (all of it: building, training, transfer).
     """
-    from space.model import build
-
     start = time.perf_counter()
     form = training_form(spec)
     wants_qat = spec.quant.policy.trains_aware
@@ -340,7 +342,7 @@ def fit_candidate(
     info = {
         "training_form": form, "float_epochs": float_epochs, "qat_epochs": 0, "qat": False,
         "qat_unannotated": [], "qat_note": "", "sparsity_target": spec.sparsity, "sparsity": 0.0,
-        "xnnpack_policy": False, "xnnpack_policy_reason": "", "transfer_max_diff": 0.0,
+        "xnnpack_policy": False, "xnnpack_policy_reason": "", "transfer_max_diff": 0.0, "precision": "float32",
     }
     if wants_qat and not qat_epochs:
         info["qat_note"] = "one epoch is spent on pruning; no epoch left for QAT (int8 PTQ instead)"
@@ -348,7 +350,7 @@ def fit_candidate(
         raise ValueError(f"{spec.summary}: pruning and int8-qat train in one run; it cannot be trained in stages")
     data, teacher = _at_input_size(data, teacher, spec.input_size)
     live = resume.live if resume is not None and resume.live and resume.live.fits(horizon or epochs, teacher) else None
-    model = live.model if live is not None else build(spec, grouped=form, seed=seed)
+    model, info["precision"] = (live.model, _precision_of(live.model)) if live is not None else _built(spec, form, seed, precision)
     if resume is not None:
         info["resumed_live"] = live is not None
     options = dict(batch_size=batch_size, seed=seed, learning_rate=learning_rate, callback=callback, schedule=schedule,
@@ -368,6 +370,44 @@ def fit_candidate(
     info["sparsity"] = compress.sparsity(native)
     info["seconds"] = time.perf_counter() - start
     return native, history, info
+
+
+def training_precision(spec, model, precision: str) -> str:
+    """What ``spec`` (built in float32 as ``model``) trains in: ``float32``, or ``bfloat16`` (Keras'
+    ``mixed_bfloat16``: bfloat16 arithmetic on float32 weights, which convert as float32 ones).
+    ``bfloat16`` asks for it wherever training runs in one float phase (:func:`resumable`);
+    ``auto`` only where it measured faster (RESULTS.md): models without depthwise convolutions
+    (oneDNN has no fast bfloat16 kernel for those: 2-4x slower) on a CPU with bfloat16 instructions."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: unknown {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if precision == "float32" or not resumable(spec):
+        return "float32"
+    if precision == "bfloat16":
+        return "bfloat16"
+    from evaluators.agent import cpu_flags
+
+    depthwise = any(isinstance(layer, _tf.keras().layers.DepthwiseConv2D) for layer in model.layers)
+    return "bfloat16" if cpu_flags() & set(BFLOAT16_FLAGS) and not depthwise else "float32"
+
+
+def _built(spec, form: str, seed: int, precision: str):
+    """``(model, precision)``: ``spec`` built in its training ``form`` and :func:`training_precision`."""
+    from space.model import build
+
+    model = build(spec, grouped=form, seed=seed)
+    chosen = training_precision(spec, model, precision)
+    if chosen == "float32":
+        return model, chosen
+    mixed = _tf.keras().mixed_precision
+    mixed.set_global_policy("mixed_bfloat16")  # the layers take their dtype policy when they are made
+    try:
+        return build(spec, grouped=form, seed=seed), chosen
+    finally:
+        mixed.set_global_policy("float32")
+
+
+def _precision_of(model) -> str:
+    return "bfloat16" if model.layers[-1].compute_dtype == "bfloat16" else "float32"
 
 
 def training_form(spec) -> str:
@@ -421,9 +461,9 @@ def _qat_phase(model, spec, data, epochs, history, info, options):
 
 
 def _native(model, spec, seed, data, info, native=None):
-    """The model in native form (grouped Conv2D), checked to compute what the trained one does;
-    ``native``: the one an earlier stage of the run copied into (no new build)."""
-    if info["training_form"] == "native":
+    """The model in native form (grouped Conv2D) and float32, checked to compute what the trained one
+    does; ``native``: the one an earlier stage of the run copied into (no new build)."""
+    if info["training_form"] == "native" and info["precision"] == "float32":
         return model
     from evaluators import compress
     from evaluators.accuracy import predict_keras
@@ -438,10 +478,10 @@ def _native(model, spec, seed, data, info, native=None):
     images = np.asarray(data.val_images[:CHECK_IMAGES], np.float32)
     difference = float(np.abs(predict_keras(model, images) - predict_keras(native, images)).max())
     info["transfer_max_diff"] = difference
-    tolerance = QAT_TOLERANCE if info["qat"] else FLOAT_TOLERANCE
+    tolerance = QAT_TOLERANCE if info["qat"] else BFLOAT16_TOLERANCE if info["precision"] == "bfloat16" else FLOAT_TOLERANCE
     if not difference <= tolerance:
         raise TrainingError(
-            f"the native grouped model differs from the trained masked one by {difference:.3g} (> {tolerance}); "
+            f"the native float32 model differs from the trained one by {difference:.3g} (> {tolerance}); "
             "the weight transfer is broken"
         )
     return native

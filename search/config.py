@@ -103,7 +103,7 @@ class _Methods:
         """How every candidate is trained: the keyword arguments of ``evaluators.train.fit_candidate``, and
         ``fine_tune_epochs`` after a structured compression (``search.pipeline.compress``)."""
         return dict(batch_size=self.batch_size, seed=self.seed, learning_rate=self.learning_rate, schedule=self.lr_schedule,
-                    fine_tune_epochs=self.fine_tune_epochs)
+                    precision=self.precision, fine_tune_epochs=self.fine_tune_epochs)
 
     @property
     def constraints(self) -> dict[str, float]:

@@ -30,6 +30,7 @@ TOKEN_ENV = "NAS_LITE_DEVICE_TOKEN"
 EARLY_STOP = ("front", "cheaper", "off")  # see search.trial.Verdict
 LR_SCHEDULES = ("cosine", "constant")  # see evaluators.train.learning_rate_schedule
 DISTILL_TERMS = ("bce", "bce-dice")  # see evaluators.distill.SOFT_TERMS
+PRECISIONS = ("float32", "auto", "bfloat16")  # see evaluators.train.PRECISIONS
 CLOCKS = ("wall", "cpu")  # see evaluators.runtime.Protocol
 KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
 
@@ -100,6 +101,9 @@ OPTIONS = (
     Option("fine_tune_epochs", int, 1, "epochs of fine-tuning after --channel-keeps pruning or --rank-fractions "
            "factorisation (0: none)", group=_DATA, low=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
+    Option("precision", str, "float32", "training arithmetic: float32, bfloat16 (mixed, float32 weights) or auto "
+           "(bfloat16 for models without depthwise convolutions on CPUs with bfloat16 instructions)", group=_DATA,
+           choices=PRECISIONS),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",
            group=_DATA, choices=LR_SCHEDULES),
