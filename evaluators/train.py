@@ -39,6 +39,7 @@ BATCHNORM_MOMENTUM = 0.9  # PyTorch's default; see set_batchnorm_momentum
 WARMUP_FRACTION = 0.1  # of a cosine schedule's steps, rising linearly from a tenth of the peak rate
 PRECISIONS = ("float32", "auto", "bfloat16")  # see training_precision
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs whose bfloat16 convolutions oneDNN runs natively
+BFLOAT16_CHANNELS = 16  # oneDNN's bfloat16 kernels block channels by 16; other counts ran 1.6-2.5x slower
 BFLOAT16_TOLERANCE = 0.05  # bfloat16-trained vs its float32 copy: bfloat16 keeps 8 bits of mantissa
 
 
@@ -376,8 +377,9 @@ def training_precision(spec, model, precision: str) -> str:
     """What ``spec`` (built in float32 as ``model``) trains in: ``float32``, or ``bfloat16`` (Keras'
     ``mixed_bfloat16``: bfloat16 arithmetic on float32 weights, which convert as float32 ones).
     ``bfloat16`` asks for it wherever training runs in one float phase (:func:`resumable`);
-    ``auto`` only where it measured faster (RESULTS.md): models without depthwise convolutions
-    (oneDNN has no fast bfloat16 kernel for those: 2-4x slower) on a CPU with bfloat16 instructions."""
+    ``auto`` only where it measured faster (RESULTS.md: 1.6-1.7x), on a CPU with bfloat16
+    instructions: models whose convolutions all have a multiple of ``BFLOAT16_CHANNELS`` filters
+    (the one-filter output head aside) and none depthwise; the others ran 1.6-2.5x slower."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: unknown {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision == "float32" or not resumable(spec):
@@ -386,8 +388,15 @@ def training_precision(spec, model, precision: str) -> str:
         return "bfloat16"
     from evaluators.agent import cpu_flags
 
-    depthwise = any(isinstance(layer, _tf.keras().layers.DepthwiseConv2D) for layer in model.layers)
-    return "bfloat16" if cpu_flags() & set(BFLOAT16_FLAGS) and not depthwise else "float32"
+    return "bfloat16" if cpu_flags() & set(BFLOAT16_FLAGS) and _blocks_of_16(model) else "float32"
+
+
+def _blocks_of_16(model) -> bool:
+    layers = _tf.keras().layers
+    if any(isinstance(layer, layers.DepthwiseConv2D) for layer in model.layers):
+        return False
+    filters = [layer.filters for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.Conv2DTranspose))]
+    return all(count % BFLOAT16_CHANNELS == 0 for count in filters if count > 1)
 
 
 def _built(spec, form: str, seed: int, precision: str):

@@ -102,7 +102,8 @@ OPTIONS = (
            "factorisation (0: none)", group=_DATA, low=0),
     Option("batch_size", int, 8, "training batch size", group=_DATA, low=1),
     Option("precision", str, "float32", "training arithmetic: float32, bfloat16 (mixed, float32 weights) or auto "
-           "(bfloat16 for models without depthwise convolutions on CPUs with bfloat16 instructions)", group=_DATA,
+           "(bfloat16 where it measured faster: on CPUs with bfloat16 instructions, models whose convolutions all have "
+           "a multiple of 16 filters, none depthwise)", group=_DATA,
            choices=PRECISIONS),
     Option("learning_rate", float, 2e-3, "Adam's peak learning rate", group=_DATA, above=0),
     Option("lr_schedule", str, "cosine", "cosine: warm up, then decay to 0 by the last epoch; or constant",

@@ -44,13 +44,15 @@ def test_a_bfloat16_training_goes_on_in_stages_as_one_run_does(data):
     assert first.val_dice + second.val_dice == pytest.approx(whole.val_dice, abs=0.02)
 
 
-def test_auto_keeps_float32_for_depthwise_models_and_trainings_in_several_phases():
-    standard, depthwise = tiny(), tiny("depthwise")
+def test_auto_takes_bfloat16_only_for_blocks_of_16_channels_without_depthwise_or_several_phases():
+    wide, narrow, fire, depthwise = (uniform(kind, depth=3, base_width=width, input_size=32)
+                                     for kind, width in [("standard", 16), ("standard", 8), ("fire", 16), ("depthwise", 16)])
     fast_cpu = bool(cpu_flags() & set(BFLOAT16_FLAGS))
-    assert training_precision(standard, build(standard), "auto") == ("bfloat16" if fast_cpu else "float32")
-    assert training_precision(depthwise, build(depthwise), "auto") == "float32"
+    assert training_precision(wide, build(wide), "auto") == ("bfloat16" if fast_cpu else "float32")
+    for slow in (narrow, fire, depthwise):  # fire squeezes 16 filters to 4
+        assert training_precision(slow, build(slow), "auto") == "float32"
     assert training_precision(depthwise, build(depthwise), "bfloat16") == "bfloat16"  # asked for
-    qat = tiny(quant=QuantSpec("int8-qat"))
+    standard, qat = tiny(), tiny(quant=QuantSpec("int8-qat"))
     assert training_precision(qat, build(qat), "bfloat16") == "float32"  # QAT rewraps the model: float32
     with pytest.raises(ValueError, match="unknown 'half'; choose from float32, auto, bfloat16"):
         training_precision(standard, build(standard), "half")
