@@ -55,11 +55,11 @@ class _Methods:
         ``None``, one fidelity; with rungs, the epochs are those of the last."""
         from search.rungs import ladder
 
-        rungs = ladder(self.epochs, self.eta) if self.rungs == "auto" else self.rungs
-        rungs = None if rungs in (None, "off") else tuple(rungs)
-        if rungs and len(rungs) == 1:
+        rungs = ladder(self.epochs, self.eta) if self.rungs == "auto" else None if self.rungs == "off" else self.rungs
+        if rungs and len(rungs) == 1:  # one rung: one fidelity of that many epochs
             object.__setattr__(self, "epochs", rungs[0])
-        object.__setattr__(self, "rungs", rungs if rungs and len(rungs) > 1 else None)
+            rungs = None
+        object.__setattr__(self, "rungs", tuple(rungs) if rungs else None)
         if self.rungs:
             object.__setattr__(self, "epochs", self.rung_plan.horizon)  # checks them; the most a candidate trains
 

@@ -182,7 +182,7 @@ def convert(option: Option, value: Any, choices: bool = True) -> Any:
     a float for an int given to a float option. Raises ValueError saying what is wrong, without the
     option's name (the caller names it as its user wrote it)."""
     if value is None and (option.default is None or option.words) or value in option.words:
-        return value  # an option with words holds None once a word is resolved to "none" (--rungs off)
+        return value  # a word is resolved by SearchConfig, which may leave None (--rungs off)
     if not option.many:
         return _item(option, value, choices)
     if isinstance(value, str):

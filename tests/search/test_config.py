@@ -114,3 +114,16 @@ def test_latency_is_one_thread_on_the_cpu_clock_here_and_four_threads_of_wall_ti
         SearchConfig(latency_clock="cpu", threads=2)
     old = {key: value for key, value in SearchConfig(study="old").to_dict().items() if key != "latency_clock"}
     assert SearchConfig.from_stored(old).latency_clock == "wall"  # made before the key: it ran on the wall clock
+
+
+def test_rungs_auto_is_a_ladder_of_the_epochs_and_off_or_one_rung_is_one_fidelity():
+    assert (SearchConfig().rungs, SearchConfig().epochs) == ((1, 3, 9), 9)
+    assert SearchConfig(epochs=18).rungs == (2, 6, 18)
+    assert (SearchConfig(epochs=1).rungs, SearchConfig(epochs=1).epochs) == (None, 1)
+    assert (SearchConfig(rungs="off").rungs, SearchConfig(rungs="off").epochs) == (None, 9)
+    assert (SearchConfig(rungs=(4,)).rungs, SearchConfig(rungs=(4,)).epochs) == (None, 4)
+    assert (SearchConfig(rungs=(2, 6)).rungs, SearchConfig(rungs=(2, 6)).epochs) == ((2, 6), 6)
+    stored = SearchConfig(study="old", rungs="off").to_dict()
+    del stored["rungs"]  # a study from before rungs trained every candidate its epochs
+    assert SearchConfig.from_stored(stored).rungs is None
+    assert SearchConfig.from_stored(SearchConfig(study="new").to_dict()).rungs == (1, 3, 9)
